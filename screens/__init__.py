@@ -1,0 +1,1 @@
+"""finetune-studio's Textual UI: one module per pane, widgets in screens.widgets."""

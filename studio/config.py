@@ -1,0 +1,214 @@
+"""The run config: typed sections with defaults, checked on creation, loaded from and saved to TOML."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+class ConfigError(ValueError):
+    """A config value is wrong; the message names the field (`train.learning_rate`) and what to do."""
+
+
+def _check(condition: bool, path: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{path}: {message}")
+
+
+@dataclass
+class ModelConfig:
+    name: str = DEFAULT_MODEL  # hub id, local folder, or .gguf file
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    quantization: str = "none"  # none | 4bit | 8bit | auto (4bit where CUDA exists, else none)
+    gradient_checkpointing: bool = False
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name.strip()), "model.name", "must name a hub id, a local folder or a .gguf file")
+        _check(self.dtype in {"auto", "float32", "bfloat16", "float16"}, "model.dtype",
+               f"{self.dtype!r} is not one of auto, float32, bfloat16, float16")
+        _check(self.quantization in {"none", "4bit", "8bit", "auto"}, "model.quantization",
+               f"{self.quantization!r} is not one of none, 4bit, 8bit, auto")
+        _check(self.device == "auto" or self.device.split(":")[0] in {"cpu", "cuda", "mps"},
+               "model.device", f"{self.device!r} is not auto, cpu, cuda, cuda:N or mps")
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    bias: str = "none"  # none | all | lora_only
+
+    def __post_init__(self) -> None:
+        _check(self.r > 0, "lora.r", "must be a positive rank (8 to 64 is usual)")
+        _check(self.alpha > 0, "lora.alpha", "must be positive (often 2 x r)")
+        _check(0.0 <= self.dropout < 1.0, "lora.dropout", "must be in [0, 1)")
+        _check(bool(self.target_modules), "lora.target_modules", 'must list modules, or ["all-linear"]')
+        _check(self.bias in {"none", "all", "lora_only"}, "lora.bias", "must be none, all or lora_only")
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "demo"  # demo | hub id | path to .jsonl/.json/.csv/.parquet
+    split: str = "train"  # hub datasets only
+    prompt_column: str = "question"
+    response_column: str = "yoda"
+    system_column: str = ""  # optional column with a per-row system prompt
+    context_column: str = ""  # optional column appended to the prompt
+    messages_column: str = "messages"  # used instead of prompt/response when rows carry chat lists
+    system_prompt: str = ""  # system prompt for every row without its own
+    max_length: int = 512
+    overlong: str = "drop"  # drop | truncate_prompt: what to do when the answer would be cut
+    eval_fraction: float = 0.1
+    eval_max_rows: int = 64
+    seed: int = 1234
+
+    def __post_init__(self) -> None:
+        _check(bool(self.dataset.strip()), "data.dataset", 'must be "demo", a hub id or a file path')
+        _check(self.max_length >= 16, "data.max_length", "must be at least 16 tokens")
+        _check(self.overlong in {"drop", "truncate_prompt"}, "data.overlong", "must be drop or truncate_prompt")
+        _check(0.0 < self.eval_fraction < 0.9, "data.eval_fraction", "must be in (0, 0.9)")
+        _check(self.eval_max_rows >= 1, "data.eval_max_rows", "must be at least 1")
+
+
+@dataclass
+class TemplateConfig:
+    preset: str = "tokenizer"  # a name from studio.templates.PRESETS
+    jinja: str = ""  # a custom chat template; wins over the preset when set
+
+    def __post_init__(self) -> None:
+        _check(bool(self.preset.strip()) or bool(self.jinja.strip()), "template.preset",
+               "name a preset or give a custom jinja template")
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 60
+    learning_rate: float = 2e-4
+    scheduler: str = "cosine"  # any transformers SchedulerType: linear, cosine, constant_with_warmup...
+    warmup_steps: int = 5
+    batch_size: int = 8
+    grad_accum: int = 1
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    optimizer: str = "adamw_torch"  # any transformers optim name: adamw_torch, paged_adamw_8bit, ...
+    seed: int = 42
+    eval_every: int = 20
+    sample_every: int = 20
+    save_every: int = 50
+    sample_prompts: int = 4  # K fixed held-out questions sampled at each sample step
+    sample_max_new_tokens: int = 64
+    sample_temperature: float = 0.7
+    group_by_length: bool = False
+    packing: bool = False
+    nan_pause_after: int = 3  # consecutive non-finite steps that pause the run
+
+    def __post_init__(self) -> None:
+        _check(self.max_steps >= 1, "train.max_steps", "must be at least 1")
+        _check(0.0 < self.learning_rate < 1.0, "train.learning_rate", "must be in (0, 1); 1e-4 to 3e-4 is usual for LoRA")
+        _check(self.warmup_steps >= 0, "train.warmup_steps", "must be 0 or more")
+        _check(self.batch_size >= 1, "train.batch_size", "must be at least 1")
+        _check(self.grad_accum >= 1, "train.grad_accum", "must be at least 1")
+        _check(self.max_grad_norm > 0, "train.max_grad_norm", "must be positive")
+        for name in ("eval_every", "sample_every", "save_every"):
+            _check(getattr(self, name) >= 0, f"train.{name}", "must be 0 (off) or a number of steps")
+        _check(self.sample_prompts >= 0, "train.sample_prompts", "must be 0 or more")
+        _check(self.sample_max_new_tokens >= 1, "train.sample_max_new_tokens", "must be at least 1")
+        _check(self.sample_temperature > 0, "train.sample_temperature", "must be positive")
+        _check(self.nan_pause_after >= 1, "train.nan_pause_after", "must be at least 1")
+
+
+_SECTIONS = {"model": ModelConfig, "lora": LoraConfig, "data": DataConfig, "template": TemplateConfig,
+             "train": TrainConfig}
+
+
+@dataclass
+class RunConfig:
+    name: str = ""  # run name; empty means one is made from the model, dataset and time
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    template: TemplateConfig = field(default_factory=TemplateConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    # -- building -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        unknown = set(raw) - set(_SECTIONS) - {"name"}
+        _check(not unknown, ", ".join(sorted(unknown)), f"unknown section; known: name, {', '.join(_SECTIONS)}")
+        sections = {}
+        for key, section_cls in _SECTIONS.items():
+            values = raw.get(key, {})
+            _check(isinstance(values, dict), key, "must be a table")
+            known = {f.name: f for f in fields(section_cls)}
+            for name in values:
+                _check(name in known, f"{key}.{name}", f"unknown key; known: {', '.join(known)}")
+            sections[key] = section_cls(**{n: _coerce(f"{key}.{n}", known[n], v) for n, v in values.items()})
+        return cls(name=str(raw.get("name", "")), **sections)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        return cls.from_dict(raw)
+
+    def with_overrides(self, assignments: list[str]) -> RunConfig:
+        """Apply `section.key=value` strings (the CLI's --set); values parse as TOML, else as text."""
+        raw = self.to_dict()
+        for assignment in assignments:
+            key, sep, text = assignment.partition("=")
+            _check(bool(sep), assignment, "an override is section.key=value, e.g. train.max_steps=50")
+            parts = key.strip().split(".")
+            if parts == ["name"]:
+                raw["name"] = text
+                continue
+            _check(len(parts) == 2 and parts[0] in _SECTIONS, key, "an override is section.key=value")
+            raw[parts[0]][parts[1]] = _parse_value(text)
+        return RunConfig.from_dict(raw)
+
+    # -- saving ---------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_toml(), encoding="utf-8")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _coerce(path: str, spec: dataclasses.Field, value: Any) -> Any:
+    """Check a TOML value against the field's type; ints are accepted where floats are wanted."""
+    kind = spec.type if isinstance(spec.type, str) else getattr(spec.type, "__name__", str(spec.type))
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind == "list[str]" and isinstance(value, str):
+        return [value]
+    expected = {"int": int, "float": float, "str": str, "bool": bool, "list[str]": list}.get(kind)
+    ok = expected is None or (isinstance(value, expected) and not (expected is int and isinstance(value, bool)))
+    _check(ok, path, f"expected {kind}, got {value!r}")
+    return value
