@@ -1,0 +1,229 @@
+"""The `studio` command. With no arguments it opens the app; subcommands run headless."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from studio.config import DEFAULT_MODEL, ConfigError, RunConfig
+from studio.paths import runs_dir
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from studio.judge_cli import add_judge_parsers
+
+    parser = argparse.ArgumentParser(prog="studio", description="Fine-tune chat LLMs with LoRA and judge them.")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("train", help="fine-tune headless (default: the embedded model on the demo data)")
+    p.add_argument("config", nargs="?", help="a run config TOML (default: the built-in defaults)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value, e.g. --set train.max_steps=50 (repeatable)")
+    p.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/<name>)")
+    p.set_defaults(func=train_command)
+
+    p = sub.add_parser("resume", help="continue a run from its last valid checkpoint")
+    p.add_argument("run_dir", type=Path)
+    p.set_defaults(func=resume_command)
+
+    p = sub.add_parser("runs", help="list runs")
+    p.add_argument("--root", type=Path, default=None, help="folder of runs (default: runs/ or $STUDIO_RUNS)")
+    p.set_defaults(func=runs_command)
+
+    p = sub.add_parser("control", help="pause, resume, stop or checkpoint a run training in another process")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("action", choices=["pause", "resume", "stop", "checkpoint"])
+    p.set_defaults(func=control_command)
+
+    p = sub.add_parser("chat", help="chat in the terminal with a run's adapted model, or a base model")
+    p.add_argument("run_dir", type=Path, nargs="?")
+    p.add_argument("--model", help=f"chat with a base model instead (e.g. {DEFAULT_MODEL})")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.set_defaults(func=chat_command)
+
+    p = sub.add_parser("export", help="write a merged standalone model, or push it to the hub")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--merge", type=Path, metavar="OUT", help="folder for the merged model")
+    p.add_argument("--push-to-hub", metavar="REPO", help="push the merged model to this hub repo")
+    p.set_defaults(func=export_command)
+
+    p = sub.add_parser("watch", help="open the app on a run directory (live if it is still training)")
+    p.add_argument("run_dir", type=Path)
+    p.set_defaults(func=watch_command)
+
+    add_judge_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        from screens.app import run_studio
+
+        return run_studio()
+    try:
+        return args.func(args) or 0
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+
+
+# -- training -----------------------------------------------------------------------------------
+
+
+def train_command(args: argparse.Namespace) -> int:
+    cfg = RunConfig.load(args.config) if args.config else RunConfig()
+    cfg = cfg.with_overrides(args.overrides)
+    from studio.runs import new_run_dir
+    from studio.train import TrainingRun
+
+    run_dir = args.run_dir or new_run_dir(cfg, runs_dir())
+    return _drive(TrainingRun(cfg, run_dir))
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    from studio.runs import RunError, load_config
+    from studio.train import TrainingRun
+
+    try:
+        cfg = load_config(args.run_dir)
+    except RunError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return _drive(TrainingRun(cfg, args.run_dir, resume=True))
+
+
+def _detach_terminal() -> None:
+    """The terminal is gone (SIGHUP): point stdout/stderr at /dev/null so no write fails."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(devnull, fd)
+
+
+def _drive(run) -> int:
+    """Run in the foreground with a live progress line; signals stop it cleanly."""
+    from studio.progress import ProgressView
+
+    def on_signal(signum, _frame):
+        if signum == signal.SIGHUP:
+            view.detach()
+            _detach_terminal()
+        else:
+            view.note(f"{signal.Signals(signum).name}: finishing the current step, then saving")
+        run.stop()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C aborts at once
+
+    with ProgressView(run) as view:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, on_signal)
+        run.start()
+        while not run.join(timeout=0.2):
+            pass
+    print(f"{run.state}: {run.paths.root}" + (f"\n{run.error}" if run.error else ""))
+    return 1 if run.state == "failed" else 0
+
+
+def runs_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from studio.runs import list_runs
+
+    root = args.root or runs_dir()
+    found = list_runs(root)
+    if not found:
+        print(f"no runs in {root}/ yet: `studio train` makes one")
+        return 0
+    table = Table("name", "model", "dataset", "steps", "loss", "held-out", "style", "status")
+
+    def fmt(x):
+        return "-" if x is None else f"{x:.3f}"
+
+    for r in found:
+        table.add_row(r.name, r.model, r.dataset, f"{r.step}/{r.max_steps}", fmt(r.last_loss), fmt(r.eval_loss),
+                      fmt(r.style_loss), r.status + (" (live)" if r.alive else ""))
+    Console().print(table)
+    return 0
+
+
+def control_command(args: argparse.Namespace) -> int:
+    from studio.runs import is_alive, send_command
+
+    if not is_alive(args.run_dir):
+        print(f"{args.run_dir}: no process is training this run (use `studio resume {args.run_dir}`)",
+              file=sys.stderr)
+        return 1
+    send_command(args.run_dir, args.action)
+    print(f"sent {args.action} to {args.run_dir}")
+    return 0
+
+
+# -- using the result ---------------------------------------------------------------------------
+
+
+def chat_command(args: argparse.Namespace) -> int:
+    from studio import models, sampling
+    from studio.config import ModelConfig
+
+    if (args.run_dir is None) == (args.model is None):
+        print("give a run directory, or --model NAME", file=sys.stderr)
+        return 2
+    print("loading…", flush=True)
+    if args.run_dir is not None:
+        from studio.runs import load_adapted_model
+
+        model, tokenizer = load_adapted_model(args.run_dir)
+        label = f"{args.run_dir} (adapted)"
+    else:
+        tokenizer = models.load_tokenizer(args.model)
+        model = models.load_model(ModelConfig(name=args.model))
+        label = args.model
+    print(f"chatting with {label}. /reset clears the history, Ctrl-D quits.")
+    history: list[dict[str, str]] = []
+    while True:
+        try:
+            text = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if text == "/reset":
+            history.clear()
+            continue
+        if not text:
+            continue
+        history.append({"role": "user", "content": text})
+        answer = sampling.generate(model, tokenizer, [history], args.max_new_tokens, args.temperature or None)[0]
+        history.append({"role": "assistant", "content": answer})
+        print(f"model> {answer}")
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from studio.export import ExportError, merge, push_to_hub
+
+    if not args.merge and not args.push_to_hub:
+        print("say what to export: --merge OUT and/or --push-to-hub REPO", file=sys.stderr)
+        return 2
+    try:
+        out = merge(args.run_dir, args.merge)
+        print(f"merged model written to {out}")
+        if args.push_to_hub:
+            url = push_to_hub(out, args.push_to_hub)
+            print(f"pushed to {url}")
+    except ExportError as exc:
+        print(f"export failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def watch_command(args: argparse.Namespace) -> int:
+    from screens.app import run_studio
+
+    return run_studio(watch=args.run_dir)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Held-out metrics measured during training: eval loss, perplexity, and the style-paragraph loss."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+from studio import templates
+
+STYLE_PROMPT = "Tell me something wise."  # the neutral question the style paragraph answers
+
+
+@torch.no_grad()
+def mean_token_loss(model, batches: Sequence[dict[str, torch.Tensor]]) -> float | None:
+    """Cross-entropy averaged over every label token of every batch (not a mean of batch means)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    try:
+        for batch in batches:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            # The model averages over its shifted label tokens; weight it back by their count.
+            n = int((batch["labels"][:, 1:] != -100).sum())
+            if n == 0:
+                continue
+            total += float(model(**batch, use_cache=False).loss) * n
+            count += n
+    finally:
+        model.train(was_training)
+    return total / count if count else None
+
+
+def style_batch(tokenizer, text: str, max_length: int) -> dict[str, torch.Tensor] | None:
+    """The style paragraph as an assistant answer: loss falls on the paragraph's tokens only."""
+    chat = [{"role": "user", "content": STYLE_PROMPT}, {"role": "assistant", "content": text}]
+    encoded = templates.encode(tokenizer, chat, max_length, overlong="truncate_prompt")
+    if encoded is None:
+        return None
+    return {"input_ids": torch.tensor([encoded.input_ids]), "labels": torch.tensor([encoded.labels]),
+            "attention_mask": torch.ones(1, len(encoded.input_ids), dtype=torch.long)}
+
+
+class HeldOutEvaluator:
+    """Measures eval loss, perplexity and style loss on fixed, pre-collated batches."""
+
+    def __init__(self, eval_rows: Sequence[dict], collate: Callable[[list[dict]], dict], batch_size: int,
+                 style: dict[str, torch.Tensor] | None) -> None:
+        rows = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in eval_rows]
+        self.batches = [collate(rows[i:i + batch_size]) for i in range(0, len(rows), batch_size)]
+        self.style = style
+
+    def __call__(self, model) -> dict[str, float | None]:
+        eval_loss = mean_token_loss(model, self.batches)
+        style_loss = mean_token_loss(model, [self.style]) if self.style is not None else None
+        perplexity = math.exp(min(eval_loss, 50.0)) if eval_loss is not None else None
+        return {"eval_loss": eval_loss, "perplexity": perplexity, "style_loss": style_loss}

@@ -1,0 +1,70 @@
+"""The headless progress line: step, loss, tokens/s and ETA, with evals, samples and errors above it."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from studio.events import Event
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+class ProgressView:
+    """Subscribes to a run's bus; rich keeps the line live from its own refresh thread."""
+
+    def __init__(self, run, console: Console | None = None) -> None:
+        self.run = run
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[state]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss [cyan]{task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
+            TextColumn("ETA {task.fields[eta]}"), console=self.console, transient=False,
+        )
+        self.task = self.progress.add_task("train", total=run.cfg.train.max_steps, state="loading", loss="-",
+                                           tps="-", eta="--:--")
+        self._detached = False
+
+    def __enter__(self) -> ProgressView:
+        self.progress.start()
+        self._unsubscribe = self.run.bus.subscribe(self.on_event)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._unsubscribe()
+        if not self._detached:
+            self.progress.stop()
+
+    def detach(self) -> None:
+        """The terminal went away: stop drawing, keep training."""
+        self._detached = True
+        self.progress.live.auto_refresh = False
+
+    def note(self, text: str) -> None:
+        if not self._detached:
+            self.progress.console.print(text)
+
+    def on_event(self, event: Event) -> None:
+        kind = event["type"]
+        if kind == "step":
+            self.progress.update(self.task, completed=event["step"], loss=f"{event['loss']:.4f}",
+                                 tps=f"{event['tokens_per_s']:.0f}", eta=_duration(event.get("eta_s")))
+        elif kind == "status":
+            self.progress.update(self.task, state=event["state"])
+            if event.get("reason"):
+                self.note(f"[dim]{event['state']}:[/] {event['reason']}")
+        elif kind == "eval":
+            parts = [f"{k} {event[k]:.4f}" for k in ("eval_loss", "perplexity", "style_loss") if event.get(k) is not None]
+            self.note(f"[green]eval @ {event['step']}[/]: " + ", ".join(parts))
+        elif kind == "sample" and event.get("mode") == "greedy":
+            self.note(f"[magenta]sample @ {event['step']}[/] {event['prompt'][:60]!r} -> {event['response'][:100]!r}")
+        elif kind == "checkpoint":
+            self.note(f"[blue]checkpoint[/] {event['path']}")
+        elif kind == "error":
+            self.note(f"[red]error[/] {event['message']}")
