@@ -1,0 +1,148 @@
+"""`studio judge` (score a JSONL of texts with one or two prompts) and `studio eval` (score a run's
+control groups and write RUN/eval/). studio/cli.py calls add_judge_parsers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from studio.judge import (JudgeCache, JudgeConfigError, JudgePrompt, compare_prompts, load_prompt, load_texts,
+                          pairwise_stats, run_groups, run_judge_sync, run_pairwise)
+from studio.judge.report import summary_text, write_eval, write_jsonl
+
+
+def _add_judge_options(p: argparse.ArgumentParser, default_prompt: str | None) -> None:
+    p.add_argument("--prompt", action="append", default=None, metavar="TOML",
+                   help="a judge prompt file or preset id (yoda, leprechaun, helpfulness, faithfulness); "
+                        f"give two to compare them{f' (default: {default_prompt})' if default_prompt else ''}")
+    p.add_argument("--base-url", help="override the prompt's endpoint URL (e.g. http://127.0.0.1:8000/v1); "
+                                      "a different host gets no key unless --api-key-env names one")
+    p.add_argument("--model", help="override the judge model")
+    p.add_argument("--api-key-env", help="the environment variable holding the API key (the key itself is never "
+                                         "taken on the command line)")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (default 8)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    p.add_argument("--retries", type=int, default=4, help="retries on 429/5xx/timeouts (default 4)")
+    p.add_argument("--no-cache", action="store_true", help="ask the judge again even for texts it already scored")
+
+
+def add_judge_parsers(subparsers) -> None:
+    p = subparsers.add_parser("judge", help="score texts (JSONL rows with text and group) with LLM-judge prompts")
+    p.add_argument("--texts", type=Path, required=True, help="JSONL: text, group, optional question, reference")
+    p.add_argument("--out", type=Path, help="write one JSONL row per text and prompt here")
+    _add_judge_options(p, None)
+    p.set_defaults(func=judge_command)
+
+    p = subparsers.add_parser("eval", help="generate a run's answers, judge the control groups, write RUN/eval/")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--texts", type=Path, help="judge these groups (JSONL) instead of generating them")
+    p.add_argument("--limit", type=int, help="at most this many held-out questions")
+    p.add_argument("--base-column", default="plain",
+                   help="dataset column with the negative-control answers (default: plain; when absent, "
+                        "the base model answers)")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    _add_judge_options(p, "yoda")
+    p.set_defaults(func=eval_command)
+
+
+def _prompts(args: argparse.Namespace, default: str | None) -> list[JudgePrompt]:
+    sources = args.prompt or ([default] if default else [])
+    if not sources:
+        raise JudgeConfigError("give a judge prompt: --prompt yoda (or a TOML file)")
+    if len(sources) > 2:
+        raise JudgeConfigError("compare at most two prompts at a time")
+    prompts = [load_prompt(s).with_endpoint(base_url=args.base_url, model=args.model, api_key_env=args.api_key_env)
+               for s in sources]
+    if len(prompts) == 2 and prompts[0].id == prompts[1].id:
+        raise JudgeConfigError(f"both prompts are called {prompts[0].id!r}: give one an `id`")
+    return prompts
+
+
+def _show_progress(prompt_id: str):
+    def show(p) -> None:
+        end = "\n" if p.done == p.total else ""
+        print(f"\r{prompt_id}: {p.done}/{p.total}  scored {p.scored}  unparsed {p.unparsed}  failed {p.failed}"
+              f"  cached {p.cached}", end=end, file=sys.stderr, flush=True)
+    return show
+
+
+def _score(prompt: JudgePrompt, items, args, cache):
+    kwargs = dict(concurrency=args.concurrency, timeout=args.timeout, retries=args.retries, cache=cache,
+                  on_progress=_show_progress(prompt.id))
+    if prompt.parse == "pairwise":
+        import asyncio
+
+        return asyncio.run(run_pairwise(prompt, items, **kwargs))
+    return run_judge_sync(prompt, items, **kwargs)
+
+
+def _run(command) -> int:
+    try:
+        return command()
+    except JudgeConfigError as exc:
+        print(f"judge: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: every answer received so far is in the cache; run the same command to continue",
+              file=sys.stderr)
+        return 130
+
+
+def judge_command(args: argparse.Namespace) -> int:
+    def command() -> int:
+        prompts = _prompts(args, None)
+        items = load_texts(args.texts)
+        cache = None if args.no_cache else JudgeCache()
+        results = {}
+        every = []
+        for prompt in prompts:
+            scored = _score(prompt, items, args, cache)
+            if prompt.parse == "pairwise":
+                forward, backward = scored
+                s = pairwise_stats(forward, backward)
+                print(f"prompt {prompt.id} (pairwise, {s.n} pairs judged both ways, {s.unjudged} without a verdict)\n"
+                      f"  first answer wins {s.wins}, loses {s.losses}, ties {s.ties}, order flips {s.flips}\n"
+                      f"  win rate {s.win_rate if s.win_rate is None else round(s.win_rate, 3)}, "
+                      f"position-bias flip rate {s.flip_rate if s.flip_rate is None else round(s.flip_rate, 3)}")
+                every += forward + backward
+                continue
+            results[prompt.id] = scored
+            every += scored
+            print(summary_text(prompt, scored))
+        if len(results) == 2:
+            a, b = prompts
+            cmp = compare_prompts(results[a.id], results[b.id], a.scale, b.scale, top=5)
+            rho = "-" if cmp.spearman is None else f"{cmp.spearman:.3f}"
+            print(f"{a.id} vs {b.id}: Spearman {rho} over {cmp.n} texts; largest disagreements:")
+            for x, y, gap in cmp.disagreements:
+                print(f"  [{x.group}] {x.score:g} vs {y.score:g} (gap {gap:.2f}): {x.text[:80]!r}")
+        if args.out:
+            write_jsonl(every, args.out)
+            print(f"wrote {len(every)} rows to {args.out}")
+        return 0
+
+    return _run(command)
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    def command() -> int:
+        prompts = _prompts(args, "yoda")
+        for prompt in prompts:
+            if prompt.parse == "pairwise":
+                raise JudgeConfigError(f"{prompt.id}: studio eval scores texts one by one; use a non-pairwise prompt")
+        if args.texts:
+            items = load_texts(args.texts)
+        else:
+            items = run_groups(args.run_dir, base_column=args.base_column or None, limit=args.limit,
+                               max_new_tokens=args.max_new_tokens,
+                               progress=lambda m: print(m, file=sys.stderr, flush=True))
+        cache = None if args.no_cache else JudgeCache()
+        results = {p.id: _score(p, items, args, cache) for p in prompts}
+        for prompt in prompts:
+            print(summary_text(prompt, results[prompt.id]))
+        paths = write_eval(args.run_dir / "eval", prompts, results, title=f"Judge evaluation of {args.run_dir.name}")
+        print("wrote " + ", ".join(str(p) for p in paths))
+        return 0
+
+    return _run(command)
