@@ -1,0 +1,287 @@
+"""The studio app: five panes in tabs, app-wide state, the command palette, and the process's signals.
+
+    studio              -> run_studio()            the app on the embedded default config
+    studio watch DIR    -> run_studio(watch=DIR)   the app on a run directory (live if it trains)
+
+Nothing here imports torch or transformers: the app opens at once, and the trainer is imported
+on a worker thread when a run starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Footer, Input, TabbedContent, TabPane, TextArea
+from textual.worker import Worker, WorkerState
+
+from screens.histogram import HistogramPane
+from screens.judge import JudgePane
+from screens.messages import ConfigChanged, TaskFailed
+from screens.monitor import MonitorPane
+from screens.shared import describe_error
+from screens.template_editor import TemplatePane
+from screens.tokenizer import TokenizerPane
+from screens.widgets.dialogs import HelpScreen, KeySection, QuitDialog
+from studio.config import RunConfig
+from studio.paths import ASSETS
+
+# (tab id, tab title, pane class), in tab order; keys 1-5 follow it.
+PANES = (
+    ("train", "Train", MonitorPane),
+    ("tokens", "Tokens", TokenizerPane),
+    ("template", "Template", TemplatePane),
+    ("judge", "Judge", JudgePane),
+    ("scores", "Scores", HistogramPane),
+)
+
+
+def own_bindings(node: Widget) -> list[Binding]:
+    """The keys a studio class declares; Textual's own widgets' keys (Input's, DataTable's) are left out."""
+    found = []
+    for cls in type(node).__mro__:
+        if cls.__module__.startswith("screens.") and "BINDINGS" in cls.__dict__:
+            found.extend(Binding.make_bindings(cls.__dict__["BINDINGS"]))
+    return found
+
+
+def pane_actions(pane: Widget) -> list[tuple[Widget, Binding]]:
+    """Every key of a pane and of the studio widgets inside it, with the widget that handles it."""
+    seen, found = set(), []
+    for node in [pane, *pane.query("*")]:
+        for binding in own_bindings(node):
+            if (type(node), binding.action) not in seen:
+                seen.add((type(node), binding.action))
+                found.append((node, binding))
+    return found
+
+
+def detach_terminal() -> None:
+    """The terminal is gone: point stdin/stdout/stderr at /dev/null so no read or write fails."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+class StudioCommands(Provider):
+    """Ctrl+P: every pane's actions by name, plus switching panes and help."""
+
+    async def discover(self) -> Hits:
+        for name, help, command in self.app.palette_entries():
+            yield DiscoveryHit(name, command, help=help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help, command in self.app.palette_entries():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), command, help=help)
+
+
+class StudioApp(App):
+    CSS_PATH = str(ASSETS / "studio.tcss")
+    TITLE = "finetune-studio"
+    COMMANDS = App.COMMANDS | {StudioCommands}
+    BINDINGS = [
+        *(Binding(str(n), f"show_pane('{pane_id}')", f"{title} pane", show=False)
+          for n, (pane_id, title, _) in enumerate(PANES, 1)),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit", show=False),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, watch: Path | None = None, handle_signals: bool = False) -> None:
+        super().__init__()
+        self.config = RunConfig()  # the config being edited: the embedded default model on the demo data
+        self.training_run = None  # the TrainingRun this process trains (App.run is taken: it starts the app)
+        self.run_dir: Path | None = None  # the run the panes show
+        self.watch = watch
+        self.handle_signals = handle_signals  # only the real terminal app owns the process's signals
+        self.detached = False  # the terminal hung up; the process trains on headless
+        self.exit_choice: str | None = None  # "stop" or "keep" when quitting during a run
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(initial="train", id="panes"):
+            for n, (pane_id, title, pane_class) in enumerate(PANES, 1):
+                with TabPane(f"{n} {title}", id=pane_id):
+                    yield pane_class()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.handle_signals:
+            self._loop = asyncio.get_running_loop()
+            # SIGHUP through signal.signal, not the loop: Python runs pending handlers in signal-number order,
+            # so this one runs before the SIGCONT that comes with a hang-up, whose Textual handler would
+            # start drawing again on the dead terminal (and deadlock on its writer queue).
+            signal.signal(signal.SIGHUP, self._hang_up)
+            self._loop.add_signal_handler(signal.SIGTERM, self._terminate)
+        self._focus_pane("train")
+        if self.watch is not None:
+            self.query_one(MonitorPane).open_run(self.watch)
+
+    # -- app-wide state ----------------------------------------------------------------------------
+
+    def panes(self) -> list[Widget]:
+        return [self.query_one(f"#{pane_id}", TabPane).children[0] for pane_id, _, _ in PANES]
+
+    def broadcast(self, make: Callable[[], Message]) -> None:
+        """Post a fresh message to every pane (a message object is delivered once)."""
+        for pane in self.panes():
+            pane.post_message(make())
+
+    def update_config(self, config: RunConfig) -> None:
+        """A pane changed the config being edited: every pane hears of it."""
+        if config == self.config:
+            return
+        self.config = config
+        self.broadcast(lambda: ConfigChanged(config))
+
+    # -- workers: one way to start them, one place their errors go -------------------------------
+
+    def run_task(self, work: Callable[[], object], *, name: str, description: str, group: str = "default",
+                 exclusive: bool = False) -> Worker:
+        """Run blocking work on a thread. It must only post messages back; if it raises, the user is told."""
+        return self.run_worker(work, name=name, group=group, description=description, exclusive=exclusive,
+                               thread=True, exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.ERROR:
+            return
+        name, text = event.worker.name, describe_error(event.worker.error)
+        self.notify(text, title=f"{name} failed", severity="error", timeout=10)
+        self.broadcast(lambda: TaskFailed(name, text))
+
+    # -- panes, help, palette ----------------------------------------------------------------------
+
+    def action_show_pane(self, pane_id: str) -> None:
+        self.query_one(TabbedContent).active = pane_id
+        self._focus_pane(pane_id)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._focus_pane(event.pane.id)
+
+    def _focus_pane(self, pane_id: str) -> None:
+        """Focus the pane, or its first focusable widget that is not a text field, so the footer shows the
+        pane's keys and the keys 1-5 still switch panes (a text field would take them as typing)."""
+        pane = self.query_one(f"#{pane_id}", TabPane).children[0]
+        target = pane if pane.focusable else next(
+            (w for w in pane.query("*") if w.focusable and not isinstance(w, (Input, TextArea))), None)
+        self.screen.set_focus(target)
+
+    def key_help(self) -> list[KeySection]:
+        app_keys = [(self.get_key_display(b), b.description) for b in own_bindings(self)]
+        app_keys.append(("ctrl+p", "Command palette: every action by name"))
+        sections = [("App", app_keys)]
+        for (_, title, _), pane in zip(PANES, self.panes()):
+            keys = [(self.get_key_display(b), b.description or b.action) for _, b in pane_actions(pane)]
+            sections.append((title, keys or [("", "no keys of its own")]))
+        return sections
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.key_help()))
+
+    def palette_entries(self) -> list[tuple[str, str, Callable]]:
+        entries = [(f"Show the {title} pane", f"key {n}", partial(self.action_show_pane, pane_id))
+                   for n, (pane_id, title, _) in enumerate(PANES, 1)]
+        entries.append(("Help: list every key", "key ?", self.action_help))
+        for (pane_id, title, _), pane in zip(PANES, self.panes()):
+            for node, binding in pane_actions(pane):
+                entries.append((f"{title}: {binding.description or binding.action}",
+                                f"key {self.get_key_display(binding)}", partial(self._run_pane_action, pane_id,
+                                                                                node, binding.action)))
+        return entries
+
+    async def _run_pane_action(self, pane_id: str, node: Widget, action: str) -> None:
+        self.action_show_pane(pane_id)
+        await node.run_action(action)
+
+    # -- leaving -----------------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        run = self.training_run
+        if run is None or not run.alive:
+            self.exit()
+            return
+
+        def answer(choice: str | None) -> None:
+            if choice is None:
+                return
+            if choice == "stop":
+                run.stop()
+            self.exit_choice = choice
+            self.exit()
+
+        self.push_screen(QuitDialog(run.paths.root), answer)
+
+    def _hang_up(self, _signum, _frame) -> None:
+        """SIGHUP (the SSH connection dropped): let go of the terminal; the run trains on headless."""
+        signal.signal(signal.SIGCONT, signal.SIG_DFL)
+        detach_terminal()
+        self.detached = True
+        try:
+            self._loop.call_soon_threadsafe(self.exit)  # a signal handler must not run the app's code itself
+        except RuntimeError:
+            pass  # the app's loop has already closed
+
+    def _terminate(self) -> None:
+        """SIGTERM: the run saves a checkpoint and its adapter, then the process ends."""
+        if self.training_run is not None and self.training_run.alive:
+            self.training_run.stop()
+            self.exit_choice = "stop"
+        self.exit()
+
+
+def run_studio(watch: Path | None = None) -> int:
+    """The `studio` command's app. Returns when the app has closed and no run of this process trains."""
+    app = StudioApp(watch=watch, handle_signals=True)
+    app.run()
+    run = app.training_run
+    if run is None or not run.alive:
+        return 0
+    return _train_on_headless(run, quiet=app.detached, stopping=app.exit_choice == "stop")
+
+
+def _train_on_headless(run, quiet: bool, stopping: bool) -> int:
+    """The app has closed but this process trains: stay alive until the run ends.
+
+    SIGHUP lets go of the terminal and trains on; SIGTERM and Ctrl+C stop the run (checkpoint and
+    adapter saved), then the process ends.
+    """
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(text, flush=True)
+
+    def on_signal(signum, _frame) -> None:
+        nonlocal quiet
+        if signum == signal.SIGHUP:
+            detach_terminal()
+            quiet = True
+            return
+        say(f"{signal.Signals(signum).name}: stopping at the end of this step (checkpoint and adapter)...")
+        run.stop()
+
+    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    root = run.paths.root
+    if stopping:
+        say(f"stopping {root}: saving a checkpoint and the adapter...")
+    else:
+        say(f"training goes on in this process (pid {os.getpid()}): {root}\n"
+            f"  watch it:  studio watch {root}\n"
+            f"  stop it:   studio control {root} stop   (or Ctrl+C here)")
+    while not run.join(timeout=0.5):
+        pass
+    say(f"{run.state}: {root}" + (f"\n{run.error}" if run.error else ""))
+    return 1 if run.state == "failed" else 0

@@ -1,0 +1,406 @@
+"""The training monitor: the config form, the live curves, the status line and the sampled chats.
+
+It shows one run at a time, fed either by the in-process trainer's bus (a subscriber that only
+posts a message) or by events.jsonl (a follower thread for `studio watch` and the runs list).
+Events are buffered and folded into the widgets at most `REDRAW_HZ` times a second.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button
+from textual.worker import get_current_worker
+
+from screens.config_form import ConfigForm
+from screens.messages import ConfigChanged, RunChanged, RunEvents, RunLaunched, TaskFailed
+from screens.runs_list import RunsList
+from screens.widgets.loss_chart import LossChart
+from screens.widgets.samples_view import SamplesView
+from screens.widgets.status_bar import Status, StatusBar
+from screens.widgets.trend import Trend
+from studio import runs
+from studio.events import EventFollower
+from studio.paths import runs_dir
+
+REDRAW_HZ = 4
+FOLLOW_EVERY_S = 0.5
+START_TASK = "start run"
+FOLLOW_GROUP = "follow"
+TERMINAL = ("stopped", "finished", "failed")
+ACTIVE = ("loading", "running", "paused")
+
+
+class RunHistory:
+    """A run's events folded into what the monitor draws; knows nothing of widgets."""
+
+    def __init__(self, max_steps: int | None = None) -> None:
+        self.max_steps = max_steps
+        self.train: list[tuple[float, float]] = []
+        self.held_out: list[tuple[float, float]] = []
+        self.style: list[tuple[float, float]] = []
+        self.lr: list[tuple[float, float]] = []
+        self.grad_norm: list[tuple[float, float]] = []
+        self.status = Status(max_steps=max_steps, reason="edit the config on the left, then press s to train")
+
+    def add(self, event: dict[str, Any]) -> set[str]:
+        """Fold one event in; returns the parts of the screen it changes."""
+        kind, step, s = event.get("type"), int(event.get("step", 0)), self.status
+        if kind == "step":
+            for series, key in ((self.train, "loss"), (self.lr, "lr"), (self.grad_norm, "grad_norm")):
+                _append(series, step, event.get(key))
+            s.step = step
+            s.tokens_per_s, s.eta_s, s.memory_mb = event.get("tokens_per_s"), event.get("eta_s"), event.get("memory_mb")
+            return {"chart", "trends", "status"}
+        if kind == "eval":
+            _append(self.held_out, step, event.get("eval_loss"))
+            _append(self.style, step, event.get("style_loss"))
+            return {"chart"}
+        if kind == "status":
+            s.state, s.reason = event.get("state", s.state), event.get("reason", "")
+            s.step = max(s.step, step)
+            return {"status"}
+        if kind == "error":
+            s.error = event.get("message", "")
+            return {"status"}
+        if kind == "checkpoint":
+            s.reason = f"checkpoint saved: {event.get('path', '')}"
+            return {"status"}
+        return {"samples"} if kind == "sample" else set()
+
+
+def _append(series: list[tuple[float, float]], step: int, value: Any) -> None:
+    """Add a point; a resumed run repeats steps after its checkpoint, and the newer values win."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return  # missing, or "nan" kept as text in the log: nothing to draw
+    while series and series[-1][0] >= step:
+        series.pop()
+    series.append((step, value))
+
+
+class MonitorPane(Container, can_focus=True):
+    BINDINGS = [
+        Binding("s", "start", "Start"),
+        Binding("p", "pause_resume", "Pause/Resume"),
+        Binding("x", "stop", "Stop"),
+        Binding("c", "checkpoint", "Checkpoint"),
+        Binding("o", "open_run", "Runs"),
+        Binding("f", "toggle_form", "Show/hide the form", show=False),
+        Binding("left_square_bracket", "older", "Older sample", show=False),
+        Binding("right_square_bracket", "newer", "Newer sample", show=False),
+        Binding("less_than_sign", "prompt(-1)", "Previous prompt", show=False),
+        Binding("greater_than_sign", "prompt(1)", "Next prompt", show=False),
+        Binding("g", "toggle_mode", "Greedy/sampled answers", show=False),
+        Binding("escape", "leave_field", "Leave the field", show=False),
+    ]
+
+    class FollowEnded(Message):
+        """The events.jsonl follower stopped: the watched run's process is gone."""
+
+        def __init__(self, run_dir: Path) -> None:
+            super().__init__()
+            self.run_dir = run_dir
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run_dir: Path | None = None
+        self.in_process = False  # the shown run trains in this process (else: read from its directory)
+        self.following = False  # a follower thread reads the shown run's events.jsonl
+        self.history = RunHistory()
+        self._pending: list[dict[str, Any]] = []
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="monitor-body"):
+            yield ConfigForm(self.app.config, id="config-form")
+            with Vertical(id="monitor-live"):
+                yield StatusBar(id="run-status")
+                yield LossChart(id="loss-chart")
+                with Horizontal(id="trends"):
+                    yield Trend("lr", ".1e", id="trend-lr")
+                    yield Trend("grad norm", ".2f", id="trend-grad")
+                yield SamplesView(id="samples")
+
+    def on_mount(self) -> None:
+        self.query_one(LossChart).placeholder = "no steps yet: press s to train, o to open a run"
+        self._draw({"status"})
+        self.set_interval(1 / REDRAW_HZ, self._flush)
+
+    # -- what is live ----------------------------------------------------------------------------
+
+    @property
+    def run(self):
+        """The in-process TrainingRun when the shown run is one, else None."""
+        run = self.app.training_run
+        return run if self.in_process and run is not None and run.paths.root == self.run_dir else None
+
+    @property
+    def live(self) -> bool:
+        """The shown run trains (or pauses) now. Judged by its last state: the trainer's thread outlives
+        its final status event by a moment, and a watched run has no thread here at all."""
+        return (self.run is not None or self.following) and self.history.status.state in ACTIVE
+
+    @property
+    def starting(self) -> bool:
+        return self.history.status.state == "starting"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # None: shown in the footer but dimmed, so the keys stay discoverable.
+        if action == "start":
+            run = self.app.training_run
+            training_here = run is not None and run.alive and run.state not in TERMINAL
+            return None if self.starting or training_here or not self.query_one(ConfigForm).valid else True
+        if action in ("pause_resume", "stop", "checkpoint"):
+            return True if self.live else None
+        return True
+
+    # -- starting and opening runs ---------------------------------------------------------------
+
+    def action_start(self) -> None:
+        if self.check_action("start", ()) is not True:
+            form = self.query_one(ConfigForm)
+            why = ("fix the highlighted field first" if not form.valid else
+                   "a run is already training here: stop it (x) first")
+            self.notify(f"cannot start: {why}", severity="warning")
+            return
+        self._launch(self.app.config)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "start":
+            event.stop()
+            self.action_start()
+
+    def resume_run(self, run_dir: Path) -> None:
+        """Continue a killed/stopped/failed run in this process from its last valid checkpoint."""
+        try:
+            config = runs.load_config(run_dir)
+        except Exception as exc:  # a broken config.toml: say so, keep the app
+            self.notify(f"cannot resume {run_dir}: {exc}", severity="error")
+            return
+        self._launch(config, run_dir, resume=True)
+
+    def _launch(self, config, run_dir: Path | None = None, resume: bool = False) -> None:
+        self._show(None, in_process=True, max_steps=config.train.max_steps)
+        self.history.status.state = "starting"
+        self.history.status.reason = "importing the trainer (torch, transformers)..."
+        self._draw({"status"})
+        self.query_one(ConfigForm).set_busy(True)
+        self.refresh_bindings()
+        # torch and transformers take seconds to import: build the run on a thread.
+        self.app.run_task(partial(self._build_run, config, run_dir, resume), name=START_TASK,
+                          description="importing the trainer and building the run")
+
+    def _build_run(self, config, run_dir: Path | None, resume: bool) -> None:
+        """Worker thread: build the run, tell the pane, then start it (messages keep that order)."""
+        from studio.events import read_events
+        from studio.train import TrainingRun
+
+        run_dir = run_dir or runs.new_run_dir(config, runs_dir())
+        earlier = read_events(runs.RunPaths(run_dir).events) if resume else []
+        run = TrainingRun(config, run_dir, resume=resume)
+        self.post_message(RunLaunched(run))
+        if earlier:
+            self.post_message(RunEvents(run.paths.root, earlier))
+        run.bus.subscribe(partial(self._hand_off, run.paths.root))
+        run.start()
+
+    def _hand_off(self, run_dir: Path, event: dict[str, Any]) -> None:
+        """Runs on the trainer thread: post and return (about a microsecond, never blocks)."""
+        try:
+            self.post_message(RunEvents(run_dir, [event]))
+        except RuntimeError:
+            pass  # the app's loop has closed: the run goes on headless, events.jsonl keeps the record
+
+    def on_run_launched(self, message: RunLaunched) -> None:
+        run = message.run
+        self.app.training_run = run
+        self._show(run.paths.root, in_process=True, max_steps=run.cfg.train.max_steps, keep_status=True)
+        self.history.status.source = run.paths.root.name
+
+    def open_run(self, run_dir: Path) -> None:
+        """Show a run from its directory: its config in the form, its events, live while it trains."""
+        run_dir = Path(run_dir)
+        try:
+            config = runs.load_config(run_dir)
+        except Exception as exc:  # not a run directory, or its config.toml is broken
+            self.notify(f"cannot open {run_dir}: {exc}", severity="error", timeout=8)
+            return
+        self.app.update_config(config)
+        self._show(run_dir, in_process=False, max_steps=config.train.max_steps)
+        self.history.status.source = f"{run_dir.name} (watching)"
+        self.following = True
+        self.app.run_task(partial(self._follow, run_dir), name="follow run", group=FOLLOW_GROUP, exclusive=True,
+                          description=f"following {run_dir}/events.jsonl")
+
+    def _follow(self, run_dir: Path) -> None:
+        """Worker thread: tail events.jsonl and post what is new, until the run's process is gone."""
+        worker = get_current_worker()
+        follower = EventFollower(runs.RunPaths(run_dir).events)
+        while not worker.is_cancelled:
+            alive = runs.is_alive(run_dir)  # asked before polling, so nothing written before it dies is missed
+            events = follower.poll()
+            if events:
+                self.post_message(RunEvents(run_dir, events))
+            if not alive and not events:
+                break
+            time.sleep(FOLLOW_EVERY_S)
+        self.post_message(self.FollowEnded(run_dir))
+
+    def on_monitor_pane_follow_ended(self, message: FollowEnded) -> None:
+        if message.run_dir != self.run_dir or self.in_process:
+            return
+        self.following = False
+        self._flush()
+        status = self.history.status
+        if status.state not in TERMINAL and status.state != "idle":
+            status.state = "killed"
+            status.reason = "its process is gone without saying so: o, then r, resumes it from its last checkpoint"
+        self._draw({"status"})
+        self.refresh_bindings()
+
+    def _show(self, run_dir: Path | None, in_process: bool, max_steps: int | None, keep_status: bool = False) -> None:
+        """Switch the pane to another run: forget the old one's events."""
+        self.app.workers.cancel_group(self.app, FOLLOW_GROUP)
+        self.following = False
+        status = self.history.status
+        self.run_dir, self.in_process = run_dir, in_process
+        self.history = RunHistory(max_steps)
+        if keep_status:
+            self.history.status.state, self.history.status.reason = status.state, status.reason
+        self._pending.clear()
+        self.query_one(SamplesView).clear()
+        self._draw({"chart", "trends", "status"})
+        if run_dir is not None:
+            self.app.run_dir = run_dir
+            self.app.broadcast(lambda: RunChanged(run_dir, in_process))
+
+    # -- events in ---------------------------------------------------------------------------------
+
+    def on_run_events(self, message: RunEvents) -> None:
+        if message.run_dir == self.run_dir:
+            self._pending.extend(message.events)
+
+    def _flush(self) -> None:
+        """Fold buffered events in and redraw what they changed (the timer calls this a few times a second)."""
+        if not self._pending:
+            return
+        events, self._pending = self._pending, []
+        changed: set[str] = set()
+        for event in events:
+            changed |= self.history.add(event)
+        samples = [e for e in events if e.get("type") == "sample"]
+        if samples:
+            self.query_one(SamplesView).add(samples)
+        self._draw(changed)
+        if self.in_process:
+            self._tell(events)
+        if "status" in changed:
+            self.query_one(ConfigForm).set_busy(self.live or self.starting)
+            self.refresh_bindings()
+
+    def _tell(self, events: list[dict[str, Any]]) -> None:
+        """Toasts for what the user of an in-process run is waiting for."""
+        for e in events:
+            if e.get("type") == "error":
+                self.notify(e.get("message", ""), title="training", severity="error", timeout=10)
+            elif e.get("type") == "status" and e.get("state") in TERMINAL:
+                where = self.run_dir
+                text = {"finished": f"finished: the adapter is in {where}/adapter",
+                        "stopped": f"stopped at step {e.get('step')}: checkpoint and adapter saved in {where}",
+                        "failed": f"the run failed: {e.get('reason', '')}"}[e["state"]]
+                self.notify(text, title="training", severity="error" if e["state"] == "failed" else "information",
+                            timeout=10)
+
+    def _draw(self, parts: set[str]) -> None:
+        h = self.history
+        if "chart" in parts:
+            self.query_one(LossChart).show({"train": h.train, "held-out": h.held_out, "style": h.style})
+        if "trends" in parts:
+            self.query_one("#trend-lr", Trend).show(h.lr)
+            self.query_one("#trend-grad", Trend).show(h.grad_norm)
+        if "status" in parts:
+            self.query_one(StatusBar).show(h.status)
+
+    # -- the app's other news --------------------------------------------------------------------
+
+    def on_config_changed(self, message: ConfigChanged) -> None:
+        form = self.query_one(ConfigForm)
+        if form.config != message.config:
+            form.load(message.config)
+        self.refresh_bindings()
+
+    def on_config_form_edited(self, message: ConfigForm.Edited) -> None:
+        if message.config is not None:
+            self.app.update_config(message.config)
+        self.refresh_bindings()
+
+    def on_task_failed(self, message: TaskFailed) -> None:
+        if message.name != START_TASK:
+            return
+        status = self.history.status
+        status.state, status.reason, status.error = "failed", "the run could not start", message.error
+        self._draw({"status"})
+        self.query_one(ConfigForm).set_busy(False)
+        self.refresh_bindings()
+
+    # -- controls ----------------------------------------------------------------------------------
+
+    def _control(self, command: str, note: str) -> None:
+        run = self.run
+        if run is not None and run.alive:
+            {"pause": run.pause, "resume": run.resume, "stop": run.stop, "checkpoint": run.checkpoint_now}[command]()
+        elif self.run_dir is not None and runs.is_alive(self.run_dir):
+            runs.send_command(self.run_dir, command)  # another process trains it: its control channel
+        else:
+            self.notify("no run is training: s starts one, o opens one", severity="warning")
+            return
+        self.history.status.reason = note
+        self._draw({"status"})
+
+    def action_pause_resume(self) -> None:
+        if self.history.status.state == "paused":
+            self._control("resume", "resume requested")
+        else:
+            self._control("pause", "pause requested: it takes effect at the end of this step")
+
+    def action_stop(self) -> None:
+        self._control("stop", "stop requested: saving a checkpoint and the adapter at the end of this step")
+
+    def action_checkpoint(self) -> None:
+        self._control("checkpoint", "checkpoint requested: saved at the end of this step")
+
+    def action_open_run(self) -> None:
+        def chosen(choice: tuple[str, Path] | None) -> None:
+            if choice is None:
+                return
+            verb, run_dir = choice
+            self.resume_run(run_dir) if verb == "resume" else self.open_run(run_dir)
+
+        self.app.push_screen(RunsList(runs_dir()), chosen)
+
+    def action_toggle_form(self) -> None:
+        form = self.query_one(ConfigForm)
+        form.display = not form.display
+
+    def action_leave_field(self) -> None:
+        self.focus()
+
+    def action_older(self) -> None:
+        self.query_one(SamplesView).older()
+
+    def action_newer(self) -> None:
+        self.query_one(SamplesView).newer()
+
+    def action_prompt(self, delta: int) -> None:
+        self.query_one(SamplesView).next_prompt(delta)
+
+    def action_toggle_mode(self) -> None:
+        self.query_one(SamplesView).toggle_mode()

@@ -1,0 +1,92 @@
+"""The runs list: every run under the runs folder with its state; open one, or resume a killed one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+
+RESUMABLE = ("killed", "stopped", "failed")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+class RunsList(ModalScreen[tuple[str, Path] | None]):
+    """Dismisses with ("open", dir), ("resume", dir), or None."""
+
+    BINDINGS = [
+        ("escape", "dismiss(None)", "Close"),
+        ("r", "resume", "Resume"),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, runs: list[Any]) -> None:
+            super().__init__()
+            self.runs = runs
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+        self._runs: dict[str, Any] = {}
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="runs-dialog"):
+            yield Static(f"Runs in {self.root}/", id="runs-title")
+            yield DataTable(cursor_type="row", zebra_stripes=True, id="runs-table")
+            yield Static("enter open (live if it trains) · r resume a killed/stopped/failed run · esc close",
+                         id="runs-hint")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("name", "model", "dataset", "steps", "loss", "held-out", "style", "status")
+        table.loading = True
+        # Summaries read every events.jsonl: off the event loop.
+        self.app.run_task(self._load, name="list runs", description=f"reading runs in {self.root}")
+
+    def _load(self) -> None:
+        from studio.runs import list_runs
+
+        self.post_message(self.Loaded(list_runs(self.root)))
+
+    def on_runs_list_loaded(self, message: Loaded) -> None:
+        table = self.query_one(DataTable)
+        table.loading = False
+        self._runs = {str(r.path): r for r in message.runs}
+        for r in message.runs:
+            status = r.status + (" (live)" if r.alive else "")
+            table.add_row(r.name, Path(r.model).name, Path(r.dataset).name, f"{r.step}/{r.max_steps}",
+                          _fmt(r.last_loss), _fmt(r.eval_loss), _fmt(r.style_loss), status, key=str(r.path))
+        if not message.runs:
+            self.query_one("#runs-hint", Static).update(f"no runs in {self.root}/ yet: press s on the Train pane "
+                                                        "to start one · esc close")
+        table.focus()
+
+    def _selected(self):
+        table = self.query_one(DataTable)
+        if not self._runs or table.cursor_row < 0:
+            return None
+        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        return self._runs.get(key)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        run = self._runs.get(event.row_key.value)
+        if run is not None:
+            self.dismiss(("open", run.path))
+
+    def action_resume(self) -> None:
+        run = self._selected()
+        if run is None:
+            return
+        if run.alive or run.status not in RESUMABLE:
+            self.notify(f"{run.name} is {run.status}{' and alive' if run.alive else ''}: only a killed, stopped "
+                        "or failed run can be resumed", severity="warning")
+            return
+        self.dismiss(("resume", run.path))

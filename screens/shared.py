@@ -1,0 +1,41 @@
+"""Helpers any pane may use. Engine modules are imported inside functions: the app must open fast."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+_tokenizers: dict[str, Any] = {}
+_tokenizers_lock = threading.Lock()
+
+
+def cached_tokenizer(name: str) -> Any:
+    """The tokenizer of a model (hub id, folder or .gguf), loaded once per process.
+
+    Safe to call from several worker threads at once: the first caller loads, the others wait.
+    The instance is shared: copy it (`copy.deepcopy`) before changing it, e.g. before
+    `studio.templates.apply_template`.
+    """
+    with _tokenizers_lock:
+        if name not in _tokenizers:
+            from studio.models import load_tokenizer
+
+            _tokenizers[name] = load_tokenizer(name)
+        return _tokenizers[name]
+
+
+def format_duration(seconds: float | None) -> str:
+    """`mm:ss`, or `h:mm:ss` past an hour; `--:--` when unknown."""
+    if seconds is None:
+        return "--:--"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+def describe_error(error: BaseException) -> str:
+    """An engine error in the user's words: engine errors already say what to do, others get their type."""
+    known = {"ConfigError", "ModelError", "DataError", "TemplateError", "RunError", "ResumeRefused"}
+    name = type(error).__name__
+    return str(error) if name in known else f"{name}: {error}"

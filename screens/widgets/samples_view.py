@@ -1,0 +1,117 @@
+"""Sampled chats: for each fixed prompt, the answer at each sampling step beside the base model's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Static
+
+MODES = ("greedy", "sampled")
+
+
+class SamplesView(Vertical):
+    """History is newest first: position 0 is the latest sampling step; `older`/`newer` move along it."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        # (prompt index, mode) -> [(step, prompt, response)] sorted by step
+        self._samples: dict[tuple[int, str], list[tuple[int, str, str]]] = {}
+        self.prompt = 0
+        self.mode = MODES[0]
+        self.position = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="sample-head")
+        with Horizontal(id="sample-answers"):
+            with VerticalScroll(id="sample-base-box"):
+                yield Static(id="sample-base")
+            with VerticalScroll(id="sample-now-box"):
+                yield Static(id="sample-now")
+
+    def on_mount(self) -> None:
+        self._redraw()
+
+    # -- data ------------------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        self._samples.clear()
+        self.prompt, self.mode, self.position = 0, MODES[0], 0
+        self._redraw()
+
+    def add(self, events: list[dict[str, Any]]) -> None:
+        for e in events:
+            key = (int(e.get("index", 0)), e.get("mode", "greedy"))
+            history = self._samples.setdefault(key, [])
+            # A resumed run samples a step again: the newer answer replaces the old one.
+            replaced = any(h[0] == e["step"] for h in history)
+            history[:] = [h for h in history if h[0] != e["step"]]
+            history.append((e["step"], e.get("prompt", ""), e.get("response", "")))
+            history.sort(key=lambda h: h[0])
+            if self.position and not replaced and key == (self.prompt, self.mode):
+                self.position += 1  # keep the step the user is reading in view
+        self._redraw()
+
+    @property
+    def steps(self) -> int:
+        """How many sampling steps the shown prompt has."""
+        return len(self._history())
+
+    def _history(self) -> list[tuple[int, str, str]]:
+        return self._samples.get((self.prompt, self.mode), [])
+
+    def _prompts(self) -> list[int]:
+        return sorted({index for index, _ in self._samples})
+
+    # -- moving ----------------------------------------------------------------------------------
+
+    def older(self) -> None:
+        self.position = min(self.position + 1, max(len(self._history()) - 1, 0))
+        self._redraw()
+
+    def newer(self) -> None:
+        self.position = max(self.position - 1, 0)
+        self._redraw()
+
+    def next_prompt(self, delta: int) -> None:
+        prompts = self._prompts()
+        if prompts:
+            here = prompts.index(self.prompt) if self.prompt in prompts else 0
+            self.prompt = prompts[(here + delta) % len(prompts)]
+            self.position = 0
+        self._redraw()
+
+    def toggle_mode(self) -> None:
+        self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
+        self.position = 0
+        self._redraw()
+
+    # -- drawing ---------------------------------------------------------------------------------
+
+    def _redraw(self) -> None:
+        head = self.query_one("#sample-head", Static)
+        base = self.query_one("#sample-base", Static)
+        now = self.query_one("#sample-now", Static)
+        base_box = self.query_one("#sample-base-box")
+        now_box = self.query_one("#sample-now-box")
+        history = self._history()
+        self.query_one("#sample-answers").display = bool(history)
+        if not history:
+            head.update(Text("sampled chats appear here: the base model's at step 0, then every "
+                             "train.sample_every steps", style="dim"))
+            return
+        newest_first = history[::-1]
+        step, prompt, answer = newest_first[min(self.position, len(newest_first) - 1)]
+        base_step, _, base_answer = history[0]
+        prompts = self._prompts()
+        head_text = Text()
+        head_text.append(f"prompt {prompts.index(self.prompt) + 1}/{len(prompts)} · {self.mode} · ", style="bold")
+        head_text.append(f"step {step} ({self.position + 1}/{len(history)}, newest first)\n", style="bold")
+        head_text.append(prompt)
+        head.update(head_text)
+        base.update(base_answer)
+        now.update(answer)
+        base_box.border_title = f"base (step {base_step})" if base_step == 0 else f"first sample (step {base_step})"
+        now_box.border_title = f"step {step}"

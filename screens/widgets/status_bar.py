@@ -1,0 +1,50 @@
+"""The run's status line: state, step, speed, ETA, memory, and the last error or reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Static
+
+from screens.shared import format_duration
+
+STATE_STYLES = {
+    "idle": "dim", "starting": "yellow", "loading": "yellow", "running": "bold green", "paused": "bold yellow",
+    "stopped": "bold", "finished": "bold green", "failed": "bold red", "killed": "bold red",
+}
+
+
+@dataclass
+class Status:
+    state: str = "idle"
+    step: int = 0
+    max_steps: int | None = None
+    tokens_per_s: float | None = None
+    eta_s: float | None = None
+    memory_mb: float | None = None
+    source: str = ""  # "" | the run dir, with "(watching)" when read from disk
+    reason: str = ""
+    error: str = ""
+
+
+class StatusBar(Static):
+    def show(self, status: Status) -> None:
+        line = Text()  # two lines, cut rather than wrapped (studio.tcss), so the chart below never jumps
+        line.append(f" {status.state} ", style=STATE_STYLES.get(status.state, "bold"))
+        if status.max_steps:
+            line.append(f" step {status.step}/{status.max_steps}")
+        if status.tokens_per_s is not None:
+            line.append(f" · {status.tokens_per_s:,.0f} tok/s")
+        if status.state in ("running", "paused") and status.eta_s is not None:
+            line.append(f" · ETA {format_duration(status.eta_s)}")
+        if status.memory_mb is not None:
+            line.append(f" · mem {status.memory_mb:,.0f} MB")
+        if status.source:
+            line.append(f" · {status.source}", style="dim")
+        line.append("\n")
+        if status.error:
+            line.append(f" {status.error}", style="red")
+        elif status.reason:
+            line.append(f" {status.reason}", style="dim")
+        self.update(line)

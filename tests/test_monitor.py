@@ -1,0 +1,271 @@
+"""The Train pane: the config form checks itself, runs train inside the app, runs are watched from disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+
+from screens.app import StudioApp
+from screens.config_form import ConfigForm
+from screens.monitor import MonitorPane
+from screens.widgets.loss_chart import LossChart, downsample
+from screens.widgets.samples_view import SamplesView
+from screens.widgets.status_bar import StatusBar
+from studio.config import RunConfig
+from studio.events import EventBus, JsonlWriter
+
+SIZE = (120, 40)
+
+
+async def wait_for(pilot, condition, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def toasts(app) -> list[str]:
+    return [notification.message for notification in app._notifications]
+
+
+def status_text(app) -> str:
+    return str(app.query_one(StatusBar).render())
+
+
+async def type_into(pilot, field_id: str, text: str) -> None:
+    field = pilot.app.query_one(f"#{field_id}")
+    field.focus()
+    field.value = ""
+    await pilot.press(*text)
+    await pilot.pause()
+
+
+# -- the config form -------------------------------------------------------------------------------
+
+
+async def test_a_bad_learning_rate_is_shown_under_its_field_and_start_is_disabled():
+    app = StudioApp()
+    async with app.run_test(size=SIZE) as pilot:
+        form = app.query_one(ConfigForm)
+        error = app.query_one("#field-train-learning-rate-error")
+        start = app.query_one("#start")
+        assert not start.disabled and not error.display
+
+        await type_into(pilot, "field-train-learning-rate", "fast")
+        assert error.display and "type a number" in str(error.render())
+        assert start.disabled and not form.valid
+
+        await type_into(pilot, "field-train-learning-rate", "3")
+        assert "must be in (0, 1)" in str(error.render())  # RunConfig's own check, shown where it applies
+        assert start.disabled
+
+        await pilot.press("escape", "s")  # leave the field; s cannot start an invalid config
+        monitor = app.query_one(MonitorPane)
+        assert monitor.history.status.state == "idle" and app.training_run is None
+        assert monitor.check_action("start", ()) is None  # dimmed in the footer
+
+        await type_into(pilot, "field-train-learning-rate", "1e-4")
+        assert not error.display and not start.disabled
+        assert app.config.train.learning_rate == 1e-4  # a valid edit becomes the app's config
+
+
+async def test_a_config_from_another_pane_fills_the_form_without_echo():
+    app = StudioApp()
+    async with app.run_test(size=SIZE) as pilot:
+        cfg = RunConfig().with_overrides(["template.preset=chatml", "train.max_steps=7", "lora.r=4"])
+        app.update_config(cfg)
+        await pilot.pause()
+        assert app.query_one("#field-train-max-steps").value == "7"
+        assert app.query_one("#field-lora-r").value == "4"
+        assert str(app.query_one("#template-name").render()) == "chatml"
+        assert app.config is cfg  # the form's reload did not post a copy back
+
+
+async def test_the_form_hides_and_comes_back():
+    app = StudioApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(ConfigForm)
+        await pilot.press("f")
+        assert not form.display
+        await pilot.press("f")
+        assert form.display
+
+
+def test_downsample_keeps_the_newest_point_and_the_shape():
+    points = [(float(i), float(i % 7)) for i in range(10_000)]
+    small = downsample(points, 200)
+    assert len(small) == 200 and small[-1] == points[-1]
+    assert small[0][0] < small[100][0] < small[-1][0]
+    assert downsample(points[:10], 200) == points[:10]
+
+
+# -- watching a run from its directory -------------------------------------------------------------
+
+
+def write_run(run_dir: Path, *, steps: int, final: str | None, max_steps: int = 6) -> Path:
+    """A run directory as the trainer leaves it: config.toml and events.jsonl (written with the engine's writer)."""
+    run_dir.mkdir(parents=True)
+    RunConfig().with_overrides([f"train.max_steps={max_steps}"]).save(run_dir / "config.toml")
+    bus, writer = EventBus(), JsonlWriter(run_dir / "events.jsonl")
+    bus.subscribe(writer)
+    bus.emit("status", 0, state="loading", reason="loading")
+    bus.emit("eval", 0, eval_loss=3.0, perplexity=20.0, style_loss=3.5)
+    for index in range(2):
+        bus.emit("sample", 0, prompt=f"question {index}", response=f"base answer {index}", mode="greedy", index=index)
+    bus.emit("status", 0, state="running", reason="started")
+    for step in range(1, steps + 1):
+        bus.emit("step", step, loss=3.0 - step * 0.2, lr=1e-4, grad_norm=1.0 + step, tokens_per_s=1000.0,
+                 memory_mb=500.0, epoch=0.1 * step, step_time_s=0.1, eta_s=1.0)
+        if step % 3 == 0:
+            bus.emit("eval", step, eval_loss=3.0 - step * 0.1, perplexity=10.0, style_loss=3.5 - step * 0.1)
+            for index in range(2):
+                bus.emit("sample", step, prompt=f"question {index}", response=f"answer {index} at {step}",
+                         mode="greedy", index=index)
+    if final:
+        bus.emit("status", steps, state=final, reason=final)
+    writer.close()
+    return run_dir
+
+
+async def test_watching_a_finished_run_shows_its_curves_and_samples(tmp_path):
+    run_dir = write_run(tmp_path / "done", steps=6, final="finished")
+    app = StudioApp(watch=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        monitor = app.query_one(MonitorPane)
+        await wait_for(pilot, lambda: not monitor.following and monitor.history.status.state == "finished",
+                       what="the finished run to load")
+        assert [x for x, _ in monitor.history.train] == [1, 2, 3, 4, 5, 6]
+        assert [x for x, _ in monitor.history.held_out] == [0, 3, 6]
+        assert set(app.query_one(LossChart)._curves) == {"train", "held-out", "style"}
+        assert "finished" in status_text(app) and "step 6/6" in status_text(app)
+        assert app.run_dir == run_dir
+
+        samples = app.query_one(SamplesView)
+        now = app.query_one("#sample-now")
+        assert str(now.render()) == "answer 0 at 6"  # newest first
+        assert str(app.query_one("#sample-base").render()) == "base answer 0"
+        await pilot.press("left_square_bracket")
+        assert str(now.render()) == "answer 0 at 3"
+        await pilot.press("right_square_bracket")
+        assert str(now.render()) == "answer 0 at 6"
+        await pilot.press("greater_than_sign")
+        assert samples.prompt == 1 and str(now.render()) == "answer 1 at 6"
+
+
+async def test_a_run_whose_process_died_shows_as_killed(tmp_path):
+    run_dir = write_run(tmp_path / "dead", steps=4, final=None)
+    app = StudioApp(watch=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        monitor = app.query_one(MonitorPane)
+        await wait_for(pilot, lambda: monitor.history.status.state == "killed", what="killed")
+        assert "resumes it" in status_text(app)
+
+
+async def test_controls_of_a_watched_live_run_go_through_its_control_channel(tmp_path):
+    run_dir = write_run(tmp_path / "live", steps=2, final=None)
+    # This process stands in for the one training it: the run directory says it is alive.
+    (run_dir / "process.json").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    app = StudioApp(watch=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        monitor = app.query_one(MonitorPane)
+        await wait_for(pilot, lambda: monitor.history.status.step == 2, what="the live run's steps")
+        assert monitor.live
+        await pilot.press("p", "c", "x")
+        commands = [json.loads(line)["command"] for line in (run_dir / "control.jsonl").read_text().splitlines()]
+        assert commands == ["pause", "checkpoint", "stop"]
+        assert "stop requested" in status_text(app)
+
+        with open(run_dir / "events.jsonl", "a") as f:  # the other process answers
+            f.write(json.dumps({"type": "step", "step": 3, "time": 0, "loss": 1.0}) + "\n")
+        await wait_for(pilot, lambda: monitor.history.status.step == 3, what="a step written after opening")
+        (run_dir / "process.json").unlink()
+
+
+async def test_opening_a_missing_run_says_so(tmp_path):
+    app = StudioApp(watch=tmp_path / "nope")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert any("not a run directory" in text for text in toasts(app))
+
+
+# -- training inside the app -----------------------------------------------------------------------
+
+
+def tiny_config(model_dir: Path, **train) -> RunConfig:
+    return RunConfig().with_overrides(
+        [f"model.name={json.dumps(str(model_dir))}", "data.max_length=128", "train.batch_size=4",
+         "train.warmup_steps=0", "train.learning_rate=0.01", "train.sample_prompts=2",
+         "train.sample_max_new_tokens=8", "train.save_every=0"]
+        + [f"train.{key}={json.dumps(value)}" for key, value in train.items()])
+
+
+async def test_a_tiny_model_trains_in_the_app_and_the_keys_control_it(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_RUNS", str(tmp_path / "runs"))
+    app = StudioApp()
+    async with app.run_test(size=SIZE) as pilot:
+        app.update_config(tiny_config(tiny_model_dir, max_steps=400, eval_every=3, sample_every=3))
+        monitor = app.query_one(MonitorPane)
+        await pilot.pause()
+        await pilot.press("s")
+        assert app.query_one("#start").disabled  # no second run while this one starts
+        await wait_for(pilot, lambda: len(monitor.history.held_out) >= 2, what="two evals")
+        assert len(monitor.history.train) >= 3
+        assert "train" in app.query_one(LossChart)._curves
+        await wait_for(pilot, lambda: app.query_one("#sample-now-box").border_title != "step 0", what="a sample")
+        assert app.query_one("#sample-base-box").border_title == "base (step 0)"
+
+        await pilot.press("p")
+        await wait_for(pilot, lambda: monitor.history.status.state == "paused", what="paused")
+        assert "paused" in status_text(app)
+        paused_at = app.training_run.step
+        await pilot.pause(0.5)
+        assert app.training_run.step == paused_at
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.training_run.step > paused_at, what="resumed steps")
+
+        await pilot.press("x")
+        await wait_for(pilot, lambda: monitor.history.status.state == "stopped", what="stopped")
+        assert app.training_run.join(30)
+        assert (app.training_run.paths.adapter / "adapter_config.json").exists()
+        assert not app.query_one("#start").disabled  # ready for the next run
+
+
+async def test_a_run_that_cannot_start_says_why_and_the_app_stays(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_RUNS", str(tmp_path / "runs"))
+    app = StudioApp()
+    async with app.run_test(size=SIZE) as pilot:
+        app.update_config(RunConfig().with_overrides([f"model.name={json.dumps(str(tmp_path / 'no-model'))}"]))
+        monitor = app.query_one(MonitorPane)
+        await pilot.pause()
+        await pilot.press("s")
+        await wait_for(pilot, lambda: monitor.history.status.state == "failed", what="failure")
+        assert monitor.history.status.error
+        assert monitor.history.status.error.split()[0] in status_text(app)
+        assert not app.query_one("#start").disabled
+
+
+async def test_the_runs_list_shows_runs_and_opens_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_RUNS", str(tmp_path))
+    write_run(tmp_path / "done", steps=6, final="finished")
+    write_run(tmp_path / "dead", steps=4, final=None)
+    app = StudioApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("o")
+        table = app.screen.query_one("#runs-table")
+        await wait_for(pilot, lambda: table.row_count == 2, what="the runs")
+        rows = {table.get_row_at(i)[0]: table.get_row_at(i) for i in range(2)}
+        assert rows["done"][3] == "6/6" and rows["done"][-1] == "finished"
+        assert rows["dead"][-1] == "killed"
+
+        table.move_cursor(row=[*rows].index("done"))
+        await pilot.press("r")  # a finished run has nothing to resume
+        assert any("only a killed, stopped or failed run" in text for text in toasts(app))
+        await pilot.press("enter")
+        monitor = app.query_one(MonitorPane)
+        await wait_for(pilot, lambda: monitor.history.status.state == "finished", what="the opened run")
+        assert app.run_dir == tmp_path / "done"

@@ -1,0 +1,57 @@
+"""SVG snapshots of the Tokens and Template panes at 120x40 (regenerate: pytest --snapshot-update).
+
+Each picture is taken once the tokenizer has loaded and the debounced inspection or rendering has
+run, with the pane itself focused so no cursor blinks in it.
+"""
+
+from __future__ import annotations
+
+from textual.widgets import TextArea
+
+from screens.template_editor import JinjaArea
+from studio.config import TemplateConfig
+from test_template_pane import BROKEN
+from test_tokenizer_pane import settle, studio, text_of  # noqa: F401 (studio: a fixture)
+
+SIZE = (120, 40)
+
+
+def on_tokens(*keys: str, text: str | None = None):
+    async def run_before(pilot):
+        await pilot.press("2")
+        await settle(pilot, lambda: "tokens" in text_of(pilot.app, "#tok-counts"))
+        if text is not None:
+            pilot.app.query_one("#tok-text", TextArea).load_text(text)
+        await pilot.press(*keys)
+        await settle(pilot)
+
+    return run_before
+
+
+def on_template(edit: str | None = None):
+    async def run_before(pilot):
+        await pilot.press("3")
+        await settle(pilot, lambda: "tokens:" in text_of(pilot.app, "#tpl-summary"))
+        if edit is not None:
+            pilot.app.query_one(JinjaArea).load_text(edit)
+            await settle(pilot, lambda: bool(text_of(pilot.app, "#tpl-error")))
+
+    return run_before
+
+
+def test_tokens_pane(snap_compare, studio):
+    assert snap_compare(studio(), terminal_size=SIZE, run_before=on_tokens())
+
+
+def test_tokens_pane_comparing_with_ids(snap_compare, studio):
+    app = studio(template=TemplateConfig(preset="human-bot"))
+    run_before = on_tokens("i", "c", text="###HUMAN### What is a token?\n###BOT### A piece of text.###STOP###")
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_template_pane(snap_compare, studio):
+    assert snap_compare(studio(), terminal_size=SIZE, run_before=on_template())
+
+
+def test_template_pane_with_an_error(snap_compare, studio):
+    assert snap_compare(studio(), terminal_size=SIZE, run_before=on_template(BROKEN))
