@@ -32,6 +32,7 @@ from screens.shared import describe_error
 from screens.template_editor import TemplatePane
 from screens.tokenizer import TokenizerPane
 from screens.widgets.dialogs import HelpScreen, KeySection, QuitDialog
+from studio.cli import detach_terminal
 from studio.config import RunConfig
 from studio.paths import ASSETS
 
@@ -63,14 +64,6 @@ def pane_actions(pane: Widget) -> list[tuple[Widget, Binding]]:
                 seen.add((type(node), binding.action))
                 found.append((node, binding))
     return found
-
-
-def detach_terminal() -> None:
-    """The terminal is gone: point stdin/stdout/stderr at /dev/null so no read or write fails."""
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
 
 
 class StudioCommands(Provider):

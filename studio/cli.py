@@ -97,11 +97,12 @@ def resume_command(args: argparse.Namespace) -> int:
     return _drive(TrainingRun(cfg, args.run_dir, resume=True))
 
 
-def _detach_terminal() -> None:
-    """The terminal is gone (SIGHUP): point stdout/stderr at /dev/null so no write fails."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    for fd in (1, 2):
+def detach_terminal() -> None:
+    """The terminal is gone (SIGHUP): point stdin/stdout/stderr at /dev/null so no read or write fails."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
         os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _drive(run) -> int:
@@ -111,7 +112,7 @@ def _drive(run) -> int:
     def on_signal(signum, _frame):
         if signum == signal.SIGHUP:
             view.detach()
-            _detach_terminal()
+            detach_terminal()
         else:
             view.note(f"{signal.Signals(signum).name}: finishing the current step, then saving")
         run.stop()
