@@ -106,6 +106,7 @@ class StepTimer:
 def run_trl(s: dict) -> dict:
     from datasets import Dataset
     from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     from studio import models
@@ -127,6 +128,7 @@ def run_trl(s: dict) -> dict:
                        dataloader_num_workers=0, use_cpu=not _cuda(), bf16=_cuda(), completion_only_loss=True)
     trainer = SFTTrainer(model=_lora_model(s), args=config, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=[Timing()])
+    trainer.remove_callback(PrinterCallback)
     collate = trainer.data_collator
 
     def counting(batch):

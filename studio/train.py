@@ -325,8 +325,9 @@ class TrainingRun:
     def _on_train_begin(self, state) -> None:
         self.step = state.global_step
         self._last_log = (0.0, state.num_input_tokens_seen, state.global_step)
-        if state.global_step == 0:
-            self._measure(self.hf.model)  # step 0 is the base model: every curve starts there
+        if state.global_step == 0:  # step 0 is the base model: every curve starts there
+            self._measure(self.hf.model, evaluate=bool(self.cfg.train.eval_every),
+                          sample=bool(self.cfg.train.sample_every))
         self._set_state("running", reason="resumed" if state.global_step else "started")
 
     def _guard_non_finite(self, model) -> None:
@@ -367,10 +368,11 @@ class TrainingRun:
         self._hooked_step = step
         self.step = step
         t = self.cfg.train
-        last = step >= t.max_steps
-        if last or (t.eval_every and step % t.eval_every == 0) or (t.sample_every and step % t.sample_every == 0):
-            self._measure(trainer.model, evaluate=last or bool(t.eval_every and step % t.eval_every == 0),
-                          sample=last or bool(t.sample_every and step % t.sample_every == 0))
+        last = step >= t.max_steps  # the curves end at the last step, whatever the interval
+        evaluate = bool(t.eval_every) and (last or step % t.eval_every == 0)
+        sample = bool(t.sample_every) and (last or step % t.sample_every == 0)
+        if evaluate or sample:
+            self._measure(trainer.model, evaluate=evaluate, sample=sample)
         self._obey(trainer, self._take_requests())
 
     def _obey(self, trainer: _HFTrainer, requests: set[str]) -> None:
