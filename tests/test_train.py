@@ -216,3 +216,22 @@ def test_failed_setup_is_reported_not_raised(qa_file, tmp_path):
     run = run_to_end(cfg, tmp_path / "run")
     assert run.state == "failed" and "no-such-model" in run.error
     assert events_of(run.paths.root, "status")[-1]["state"] == "failed"
+
+
+@pytest.mark.parametrize("option", ["train.packing=true", "train.group_by_length=true", "template.preset=\"human-bot\""])
+def test_training_options_run_end_to_end(option, tiny_model_dir, qa_file, tmp_path):
+    cfg = tiny_config(tiny_model_dir, qa_file, max_steps=3, eval_every=3, sample_every=0, save_every=0)
+    run = run_to_end(cfg.with_overrides([option]), tmp_path / "run")
+    assert run.state == "finished", run.error
+    evals = events_of(run.paths.root, "eval")
+    assert all(e["eval_loss"] is not None for e in evals)
+
+
+def test_new_template_tokens_are_trained(tiny_model_dir, qa_file, tmp_path):
+    cfg = tiny_config(tiny_model_dir, qa_file, max_steps=3, eval_every=0, sample_every=0, save_every=0)
+    run = run_to_end(cfg.with_overrides(["template.preset=\"human-bot\""]), tmp_path / "run")
+    assert run.state == "finished", run.error
+    stop_id = run.tokenizer.convert_tokens_to_ids("###STOP###")
+    assert stop_id >= 49152  # added to SmolLM2's vocabulary
+    trainable = [n for n, p in run.hf.model.named_parameters() if p.requires_grad and "token" in n]
+    assert trainable, "the new tokens' embeddings are not trainable"
