@@ -55,10 +55,10 @@ def load_rows(cfg: DataConfig) -> list[Row]:
 
 def _read(cfg: DataConfig) -> list[Row]:
     if cfg.dataset == "demo":
-        return _read_file(DEMO_ROWS)
+        return read_file(DEMO_ROWS)
     path = Path(cfg.dataset).expanduser()
     if path.is_file() or path.suffix.lower() in {".jsonl", ".json", ".csv", ".parquet"}:
-        return _read_file(path)
+        return read_file(path)
     if path.is_dir():
         raise DataError(f"{path}: is a folder; name a .jsonl, .json, .csv or .parquet file in it")
     if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", cfg.dataset):
@@ -66,7 +66,7 @@ def _read(cfg: DataConfig) -> list[Row]:
     return _read_hub(cfg.dataset, cfg.split)
 
 
-def _read_file(path: Path) -> list[Row]:
+def read_file(path: Path) -> list[Row]:
     suffix = path.suffix.lower()
     readers = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv}
     if suffix not in readers and suffix != ".parquet":

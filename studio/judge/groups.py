@@ -19,21 +19,20 @@ BASE, GENERATED, TARGET = "base", "generated", "target"
 
 
 def load_texts(path: str | Path) -> list[JudgeItem]:
-    """Rows of a JSONL file: `text` and `group`, optional `question` and `reference`; other fields
-    are carried through to the output. A bad line is an error naming file and line."""
+    """Rows of a .jsonl/.json/.csv/.parquet file: `text` and `group`, optional `question` and
+    `reference`; other fields are carried through to the output. A bad row is an error naming file and line."""
+    from studio.data import DataError, read_file
+
     path = Path(path)
+    try:
+        rows = read_file(path)
+    except DataError as exc:
+        raise JudgeConfigError(str(exc)) from None
     items = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise JudgeConfigError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise JudgeConfigError(f"{path}:{number}: each row needs a string `text` field")
-            items.append(JudgeItem.from_row(row))
+    for row in rows:
+        if not isinstance(row.get("text"), str):
+            raise JudgeConfigError(f"{path}:{row['_line']}: each row needs a string `text` field")
+        items.append(JudgeItem.from_row({k: v for k, v in row.items() if k != "_line"}))
     if not items:
         raise JudgeConfigError(f"{path}: no rows")
     return items
