@@ -98,6 +98,8 @@ class StudioApp(App):
         self.config = RunConfig()  # the config being edited: the embedded default model on the demo data
         self.training_run = None  # the TrainingRun this process trains (App.run is taken: it starts the app)
         self.run_dir: Path | None = None  # the run the panes show
+        self.judge_results: dict = {}  # prompt label -> JudgeResults of the Judge pane's last run
+        self.judge_prompts: dict = {}  # prompt label -> the JudgePrompt as edited (scale, name)
         self.watch = watch
         self.handle_signals = handle_signals  # only the real terminal app owns the process's signals
         self.detached = False  # the terminal hung up; the process trains on headless

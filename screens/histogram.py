@@ -1,132 +1,269 @@
-"""Score histograms: per group (base, generated, target) for each judge prompt, with the separation
-between groups (AUC), the texts behind a bar, and export to PNG (matplotlib) and CSV."""
+"""The score histogram: how prompt A (or B, or both) scores each control group, with the numbers
+a report needs (mean, spread, AUC base vs target = the judge's own quality, AUC base vs generated =
+how far the fine-tune got), the texts behind any bar, and an export of the figure (PNG) and the
+scores (CSV).
+
+It reads what the Judge pane left on the app (widgets/judge_results.py) whenever it is shown or
+told that new results arrived.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from rich.text import Text
+
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Container
-from textual.widgets import Static
-from textual_plotext import PlotextPlot
+from textual.containers import Container, Horizontal, Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import DataTable, Static
+from textual.worker import Worker, WorkerState
 
-GROUP_ORDER = ("base", "generated", "target")
-EXPORT_DIR = Path("studio-exports")
+from screens.shared import describe_error
+from screens.widgets.judge_results import LABELS, JudgeResultsChanged, stored_results
+from screens.widgets.score_bins import ScoreBins
+from screens.widgets.score_plot import GROUP_STYLES, ScorePlot
+from studio.judge import BASE, GENERATED, TARGET, JudgePrompt, JudgeResult, group_stats, histogram
+from studio.judge.report import aucs
+
+GROUP_ORDER = (BASE, GENERATED, TARGET)  # other groups (from a texts file) follow in order of appearance
+CHOICES = ("both", "A", "B")  # what `p` cycles through
+TEXT_WIDTH = 90
+
+
+class Exported(Message):
+    def __init__(self, paths: list[Path]) -> None:
+        super().__init__()
+        self.paths = paths
+
+
+def ordered_groups(results: list[JudgeResult]) -> list[str]:
+    present = list(dict.fromkeys(r.group for r in results))
+    return [g for g in GROUP_ORDER if g in present] + [g for g in present if g not in GROUP_ORDER]
+
+
+def bin_of(score: float, bins: list[tuple[float, float, int]]) -> int:
+    """The bin a score falls in, by the rule studio.judge.histogram counts with."""
+    return next((i for i, (_, high, _) in enumerate(bins) if score < high), len(bins) - 1)
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def stats_text(prompt: JudgePrompt, results: list[JudgeResult]) -> Text:
+    """Per group: a legend swatch, n, mean and spread; then the two AUCs that matter."""
+    stats = group_stats(results, prompt.scale)
+    text = Text()
+    for group in ordered_groups(results):
+        g = stats[group]
+        missing = "".join(f", {count} {what}" for count, what in ((g.unparsed, "unparsed"), (g.failed, "failed"))
+                          if count)
+        text.append("██ ", style=GROUP_STYLES.get(group, "dim"))
+        text.append(f"{group or '(none)':<10} n {g.scored:<4} mean {_fmt(g.mean):<5} sd {_fmt(g.std)}{missing}\n")
+    separation = aucs(results)
+    text.append(f"AUC base/target    {_fmt(separation['base_vs_target'])}  (the judge's quality)\n"
+                f"AUC base/generated {_fmt(separation['base_vs_generated'])}  (the fine-tune's progress)")
+    return text
 
 
 class HistogramPane(Container, can_focus=True):
-    BINDINGS = [
-        Binding("p", "next_prompt", "Prompt"),
-        Binding("v", "toggle_layout", "Overlay/side by side"),
-        Binding("left", "bar(-1)", "Previous bar"),
-        Binding("right", "bar(1)", "Next bar"),
-        Binding("e", "export", "Export PNG+CSV"),
-    ]
-
     DEFAULT_CSS = """
     HistogramPane { layout: vertical; }
-    HistogramPane #stats { height: auto; padding: 0 1; }
-    HistogramPane PlotextPlot { height: 1fr; }
-    HistogramPane #bar-texts { height: 10; padding: 0 1; border-top: solid $primary-darken-2; }
+    HistogramPane #scores-head { height: 1; padding: 0 1; background: $boost; }
+    HistogramPane #score-columns { height: 1fr; min-height: 10; }
+    HistogramPane .score-column { width: 1fr; border: round $primary 50%; border-title-color: $text; }
+    HistogramPane .score-column.-hidden { display: none; }
+    HistogramPane ScorePlot { height: 1fr; min-height: 6; }
+    HistogramPane .score-stats { height: auto; padding: 0 1; }
+    HistogramPane #bin-title { height: 1; padding: 0 1; color: $text-muted; }
+    HistogramPane #bin-texts { height: 10; }
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.prompt_index = 0
-        self.overlay = True
-        self.bar = 0
+    BINDINGS = [
+        Binding("p", "cycle_prompts", "Prompt A/B/both", tooltip="Show prompt A, B, or both side by side"),
+        Binding("o", "toggle_layout", "Overlay/side by side",
+                tooltip="The groups' histograms in one chart, or one chart per group"),
+        Binding("left", "bar(-1)", "Bar ←", tooltip="Choose the bar to the left: its texts are listed below"),
+        Binding("right", "bar(1)", "Bar →", tooltip="Choose the bar to the right: its texts are listed below"),
+        Binding("e", "export", "Export", tooltip="Write the figure (PNG) and the scores (CSV) to RUN/eval/"),
+        Binding("r", "reload", "Reload", show=False, tooltip="Read the Judge pane's latest results again"),
+    ]
+
+    shown: reactive[str] = reactive("both")
+    side_by_side: reactive[bool] = reactive(False)
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._prompts: dict[str, JudgePrompt] = {}
+        self._results: dict[str, list[JudgeResult]] = {}
+        self._bins: list[tuple[float, float, int]] = []  # the shared bins: the first shown prompt's scale
+        self._chosen: int | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("no judge scores yet: run A and B on the Judge pane (4, then r)", id="stats")
-        yield PlotextPlot()
-        yield Static(id="bar-texts")
+        yield Static("", id="scores-head", markup=False)
+        with Horizontal(id="score-columns"):
+            for label in LABELS:
+                with Vertical(id=f"score-col-{label.lower()}", classes="score-column"):
+                    yield ScorePlot(id=f"score-plot-{label.lower()}")
+                    yield Static("", id=f"score-stats-{label.lower()}", classes="score-stats", markup=False)
+        yield ScoreBins(id="score-bins")
+        yield Static("", id="bin-title", markup=False)
+        yield DataTable(cursor_type="row", zebra_stripes=True, id="bin-texts")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#bin-texts", DataTable)
+        for name, width in (("prompt", 6), ("group", 9), ("score", 5), ("text", TEXT_WIDTH)):
+            table.add_column(name, key=name, width=width)
+        self._draw()
+
+    # -- loading ---------------------------------------------------------------------------------
 
     def on_show(self) -> None:
-        self.redraw()
+        self.reload()
 
-    # -- what is shown ----------------------------------------------------------------------------
+    def on_judge_results_changed(self, _message: JudgeResultsChanged) -> None:
+        self.reload()
 
-    def _current(self):
-        prompts = getattr(self.app, "judge_prompts", [])
-        results = getattr(self.app, "judge_results", {})
-        prompts = [p for p in prompts if p.id in results]
-        if not prompts:
-            return None, []
-        prompt = prompts[self.prompt_index % len(prompts)]
-        return prompt, results[prompt.id]
+    def action_reload(self) -> None:
+        self.reload()
 
-    def redraw(self) -> None:
-        from studio.judge.report import aucs
-        from studio.judge.stats import group_stats
-
-        prompt, results = self._current()
-        if prompt is None:
+    def reload(self) -> None:
+        prompts, results = stored_results(self.app)
+        if (prompts, results) == (self._prompts, self._results):
             return
-        stats = group_stats(results, prompt.scale)
-        groups = [g for g in GROUP_ORDER if g in stats] + [g for g in stats if g not in GROUP_ORDER]
-        a = aucs(results)
-        lines = [f"[b]{prompt.id}[/b] ({prompt.endpoint.model}) · AUC base/target {_fmt(a['base_vs_target'])}"
-                 f" (judge quality) · base/generated {_fmt(a['base_vs_generated'])} (how far the fine-tune got)"]
-        for g in groups:
-            s = stats[g]
-            lines.append(f"  {g:10s} n={s.n:<4d} mean {_fmt(s.mean)} ± {_fmt(s.std)} · "
-                         f"{s.unparsed} unparsed · {s.failed} failed")
-        self.query_one("#stats", Static).update("\n".join(lines))
-        edges = stats[groups[0]].histogram
-        self.bar = self.bar % len(edges)
-        labels = [f"{(lo + hi) / 2:g}" for lo, hi, _ in edges]
-        plot = self.query_one(PlotextPlot)
-        plt = plot.plt
-        plt.clear_figure()
-        if self.overlay:
-            for g in groups:
-                plt.plot(list(range(len(edges))), [count for _, _, count in stats[g].histogram], label=g, marker="braille")
-            plt.xticks(list(range(len(edges))), labels)
+        self._prompts, self._results = prompts, results
+        self._chosen = None  # the fullest bin, once the bins are known
+        self._draw()
+
+    def _labels(self) -> list[str]:
+        """The labels shown that have results."""
+        wanted = LABELS if self.shown == "both" else (self.shown,)
+        return [label for label in wanted if label in self._results]
+
+    # -- drawing ---------------------------------------------------------------------------------
+
+    def _draw(self) -> None:
+        labels = self._labels()
+        layout = "side by side" if self.side_by_side else "overlaid"
+        if not self._results:
+            head = "no judge results yet: in the Judge pane (key 4), press r to run A and B"
         else:
-            plt.multiple_bar(labels, [[count for _, _, count in stats[g].histogram] for g in groups], labels=groups)
-        lo, hi, _ = edges[self.bar]
-        plt.title(f"scores per group ({'overlaid' if self.overlay else 'side by side'}) · bar {lo:g}-{hi:g} chosen")
-        plt.xlabel("judge score")
-        plt.ylabel("texts")
-        plot.refresh()
-        self._show_bar(results, lo, hi, last=self.bar == len(edges) - 1)
+            names = " and ".join(f"{label} ({self._prompts[label].name or self._prompts[label].id})"
+                                 for label in labels) or f"prompt {self.shown}: no results"
+            head = f"{names} · groups {layout} · p: prompt · o: layout · ←/→: bar · e: export"
+        self.query_one("#scores-head", Static).update(head)
 
-    def _show_bar(self, results, lo: float, hi: float, last: bool) -> None:
-        inside = [r for r in results if r.score is not None and lo <= r.score and (r.score < hi or last)]
-        head = f"{len(inside)} texts scored {lo:g} to {hi:g} (←/→ choose a bar)"
-        lines = [f"  {r.group:9s} {r.score:g}  {r.text.replace(chr(10), ' ')[:110]}" for r in inside[:8]]
-        self.query_one("#bar-texts", Static).update(Text("\n".join([head, *lines])))  # texts are not markup
+        self._bins = histogram([], self._prompts[labels[0]].scale) if labels else []
+        totals = [0] * len(self._bins)
+        for label in labels:
+            for result in self._results[label]:
+                if result.score is not None:
+                    totals[bin_of(result.score, self._bins)] += 1
+        if self._bins and self._chosen is None:
+            self._chosen = max(range(len(totals)), key=totals.__getitem__)
 
-    # -- keys -------------------------------------------------------------------------------------
+        for label in LABELS:
+            column = self.query_one(f"#score-col-{label.lower()}")
+            column.set_class(label not in labels and bool(self._results), "-hidden")
+            self._draw_prompt(label)
+        cells = [f"{(low + high) / 2:g} ({count})" for (low, high, _), count in zip(self._bins, totals)]
+        self.query_one(ScoreBins).show(cells, self._chosen)
+        self._list_bin()
 
-    def action_next_prompt(self) -> None:
-        self.prompt_index += 1
-        self.redraw()
+    def _draw_prompt(self, label: str) -> None:
+        plot = self.query_one(f"#score-plot-{label.lower()}", ScorePlot)
+        stats = self.query_one(f"#score-stats-{label.lower()}", Static)
+        column = self.query_one(f"#score-col-{label.lower()}")
+        if label not in self._results:
+            column.border_title = f"{label}: no results"
+            plot.show([], {}, self.side_by_side, None)
+            stats.update("")
+            return
+        prompt, results = self._prompts[label], self._results[label]
+        column.border_title = f"{label} · {prompt.name or prompt.id} · {prompt.endpoint.model}"
+        by_group = group_stats(results, prompt.scale)
+        groups = ordered_groups(results)
+        bars = [f"{(low + high) / 2:g}" for low, high, _ in histogram([], prompt.scale)]
+        counts = {group: [count for _, _, count in by_group[group].histogram] for group in groups}
+        shares_bins = prompt.scale == self._prompts[self._labels()[0]].scale
+        plot.show(bars, counts, self.side_by_side, self._chosen if shares_bins else None)
+        stats.update(stats_text(prompt, results))
+
+    def _list_bin(self) -> None:
+        """The texts in the chosen bin, from every prompt shown."""
+        table = self.query_one("#bin-texts", DataTable)
+        table.clear()
+        title = self.query_one("#bin-title", Static)
+        if self._chosen is None or not self._bins:
+            title.update("")
+            return
+        low, high, _ = self._bins[self._chosen]
+        rows = [(label, r) for label in self._labels() for r in self._results[label]
+                if r.score is not None and bin_of(r.score, self._bins) == self._chosen]
+        title.update(f"bar {self._chosen + 1} of {len(self._bins)}: scores {low:g} to {high:g}, {len(rows)} texts")
+        for label, result in rows:
+            text = " ".join(result.text.split())
+            text = text if len(text) <= TEXT_WIDTH else text[:TEXT_WIDTH - 1] + "…"
+            table.add_row(label, result.group, f"{result.score:g}", text)
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    def action_cycle_prompts(self) -> None:
+        self.shown = CHOICES[(CHOICES.index(self.shown) + 1) % len(CHOICES)]
 
     def action_toggle_layout(self) -> None:
-        self.overlay = not self.overlay
-        self.redraw()
+        self.side_by_side = not self.side_by_side
+
+    def watch_shown(self) -> None:
+        self._chosen = None
+        if self.is_mounted:
+            self._draw()
+
+    def watch_side_by_side(self) -> None:
+        if self.is_mounted:
+            self._draw()
 
     def action_bar(self, step: int) -> None:
-        self.bar += step
-        self.redraw()
+        if self._bins:
+            self._chosen = max(0, min(len(self._bins) - 1, (self._chosen or 0) + step))
+            self._draw()
+
+    def on_score_bins_chosen(self, message: ScoreBins.Chosen) -> None:
+        self._chosen = message.index
+        self._draw()
+
+    # -- export ----------------------------------------------------------------------------------
 
     def action_export(self) -> None:
+        labels = self._labels()
+        if not labels:
+            self.notify("nothing to export yet: run A and B in the Judge pane first", severity="warning")
+            return
+        run_dir = getattr(self.app, "run_dir", None)
+        folder = (Path(run_dir) / "eval" if run_dir else Path("studio-exports")).resolve()
+        prompts = [self._prompts[label] for label in labels]
+        self._export(prompts, {self._prompts[label].id: self._results[label] for label in labels}, folder,
+                     "judge-" + "".join(labels))
+
+    @work(thread=True, exclusive=True, group="scores-export", exit_on_error=False,
+          description="exporting the histogram (PNG) and the scores (CSV)")
+    def _export(self, prompts: list[JudgePrompt], results: dict[str, list[JudgeResult]], folder: Path,
+                stem: str) -> None:
+        # On a thread: matplotlib takes a second to import and draw.
         from studio.judge.report import plot_histograms, write_csv
 
-        results = getattr(self.app, "judge_results", {})
-        prompts = [p for p in getattr(self.app, "judge_prompts", []) if p.id in results]
-        if not prompts:
-            self.notify("nothing to export yet: run A and B on the Judge pane", severity="warning")
-            return
-        EXPORT_DIR.mkdir(exist_ok=True)
-        png, csv = EXPORT_DIR / "judge-histogram.png", EXPORT_DIR / "judge-scores.csv"
+        png, csv = folder / f"{stem}-histogram.png", folder / f"{stem}-scores.csv"
         plot_histograms(prompts, results, png)
-        write_csv([r for p in prompts for r in results[p.id]], csv)
-        self.notify(f"wrote {png} and {csv}")
+        write_csv([r for rs in results.values() for r in rs], csv)
+        self.post_message(Exported([png, csv]))
 
+    def on_exported(self, message: Exported) -> None:
+        self.notify("\n".join(str(p) for p in message.paths), title="exported")
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.notify(describe_error(event.worker.error), title="export failed", severity="error", timeout=10)

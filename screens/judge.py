@@ -1,295 +1,396 @@
-"""The judge workbench: prompts A and B side by side, a probe box, and A/B runs over control groups.
+"""The judge workbench: two judge prompts, A and B, side by side; a probe to try them on one
+sentence; and a run of both over the control groups (or a texts file) with the texts they
+disagree on most at the top of the table.
 
-Every judge call runs on a thread worker that only posts messages back; progress is read by a
-timer a few times a second, never redrawn per request. Results go to `app.judge_results`, which
-the Scores pane draws.
+Every judge call runs on a thread worker that only posts messages back. A run's progress is
+coalesced on the worker (a few messages a second, each carrying the results since the last), so
+the UI stays responsive however fast a cached run finishes. Results go on the app for the Scores
+pane (see widgets/judge_results.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
+import asyncio
 import threading
+import time
 from pathlib import Path
-from typing import Any
 
-from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Container, Horizontal, Vertical
+from textual.containers import Container, Horizontal
 from textual.message import Message
-from textual.widgets import DataTable, Input, Label, ProgressBar, Select, Static, TextArea
+from textual.widgets import DataTable, Input, ProgressBar, Static, TextArea
+from textual.worker import Worker, WorkerState
 
-SIDES = ("A", "B")
-DEFAULT_PRESETS = {"A": "yoda", "B": "leprechaun"}
-SORTS = ("disagreement", "A", "B")
+from screens.shared import describe_error
+from screens.widgets.judge_results import LABELS, JudgeResultsChanged, store_results
+from screens.widgets.judge_side import JudgeSide
+from screens.widgets.judge_table import JudgeTable, score_cell
+from studio.judge import (JudgeCache, JudgeConfigError, JudgeItem, JudgePrompt, JudgeResult, LocalJudge,
+                          compare_prompts, load_texts, run_groups, run_judge)
+
+PROGRESS_INTERVAL_S = 0.2  # at most five table updates a second while a run streams in
+DEFAULT_QUESTIONS = 40
 
 
-class ProbeScored(Message):
-    def __init__(self, side: str, text: str) -> None:
+class ProbeAnswered(Message):
+    def __init__(self, label: str, result: JudgeResult | None, error: str | None) -> None:
         super().__init__()
-        self.side, self.text = side, text
+        self.label, self.result, self.error = label, result, error
 
 
-class GroupsScored(Message):
-    def __init__(self, results: dict[str, list], prompts: list) -> None:
+class RunMessage(Message):
+    """From a run's worker. `run` is the run's cancel event, which also tells runs apart: a message
+    from a run that a newer one replaced is dropped."""
+
+    def __init__(self, run: threading.Event) -> None:
         super().__init__()
-        self.results, self.prompts = results, prompts
+        self.run = run
 
 
-class JudgeProblem(Message):
-    def __init__(self, text: str) -> None:
-        super().__init__()
+class RunStatus(RunMessage):
+    """What a run is doing before it judges (loading texts, generating the run's answers)."""
+
+    def __init__(self, run: threading.Event, text: str) -> None:
+        super().__init__(run)
         self.text = text
 
 
-def texts_file() -> Path | None:
-    """Groups from a file instead of the demo controls: $STUDIO_JUDGE_TEXTS (rows: text, group)."""
-    path = os.environ.get("STUDIO_JUDGE_TEXTS")
-    return Path(path) if path else None
+class RunStarted(RunMessage):
+    def __init__(self, run: threading.Event, items: list[JudgeItem], source: str) -> None:
+        super().__init__(run)
+        self.items, self.source = items, source
 
 
-def normalised(score: float | None, scale: tuple[float, float]) -> float | None:
-    return None if score is None else (score - scale[0]) / (scale[1] - scale[0])
+class RunProgress(RunMessage):
+    """Results since the last message: (prompt label, item index, result)."""
+
+    def __init__(self, run: threading.Event, batch: list[tuple[str, int, JudgeResult]]) -> None:
+        super().__init__(run)
+        self.batch = batch
 
 
-class PromptEditor(Vertical):
-    """One side's judge: preset, endpoint and system prompt."""
+class RunFinished(RunMessage):
+    def __init__(self, run: threading.Event, results: dict[str, list[JudgeResult]], errors: dict[str, str],
+                 seconds: float) -> None:
+        super().__init__(run)
+        self.results, self.errors, self.seconds = results, errors, seconds
 
-    DEFAULT_CSS = """
-    PromptEditor { width: 1fr; height: 1fr; padding: 0 1; }
-    PromptEditor Input { height: 1; border: none; padding: 0 1; }
-    PromptEditor Select { height: 1; }
-    PromptEditor TextArea { height: 1fr; }
-    PromptEditor .side { text-style: bold; }
-    """
 
-    def __init__(self, side: str) -> None:
-        super().__init__(id=f"side-{side}")
-        self.side = side
+def error_text(error: BaseException) -> str:
+    """A judge config error already says what to do; anything else gets its type."""
+    return str(error) if isinstance(error, JudgeConfigError) else describe_error(error)
 
-    def compose(self) -> ComposeResult:
-        from studio.judge.prompts import preset_ids
 
-        yield Label(f"judge {self.side}", classes="side")
-        yield Select([(p, p) for p in preset_ids()], value=DEFAULT_PRESETS[self.side], allow_blank=False,
-                     id=f"preset-{self.side}", compact=True)
-        yield Input(placeholder="base URL", id=f"url-{self.side}")
-        yield Input(placeholder="model", id=f"model-{self.side}")
-        yield Input(placeholder="API key variable (empty: none)", id=f"key-{self.side}")
-        yield TextArea(id=f"system-{self.side}", soft_wrap=True)
+def counters(results: list[JudgeResult]) -> str:
+    """Requests (fresh answers' attempts), retries, errors, unparsed answers and cache hits."""
+    fresh = [r for r in results if not r.cached]
+    requests = sum(r.attempts for r in fresh)
+    retries = sum(max(0, r.attempts - 1) for r in fresh)
+    errors = sum(r.failed and r.error != "cancelled" for r in results)
+    unparsed = sum(r.unparsed for r in results)
+    hits = sum(r.cached for r in results)
+    return f"requests {requests} · retries {retries} · errors {errors} · unparsed {unparsed} · cache hits {hits}"
 
-    def on_mount(self) -> None:
-        self.load_preset(DEFAULT_PRESETS[self.side])
 
-    def on_select_changed(self, event: Select.Changed) -> None:
-        event.stop()
-        self.load_preset(str(event.value))
+def demo_items(limit: int) -> list[JudgeItem]:
+    """The demo's plain (base) and Yoda (target) answers to `limit` questions spread over its topics."""
+    from studio.data import demo_controls
 
-    def load_preset(self, preset: str) -> None:
-        from studio.judge.prompts import load_prompt
+    rows = demo_controls()
+    questions = list(dict.fromkeys(row["question"] for row in rows))
+    count = max(1, min(limit, len(questions)))
+    chosen = {questions[i * len(questions) // count] for i in range(count)}
+    return [JudgeItem.from_row(row) for row in rows if row["question"] in chosen]
 
-        prompt = load_prompt(preset)
-        self.query_one(f"#url-{self.side}", Input).value = prompt.endpoint.base_url
-        self.query_one(f"#model-{self.side}", Input).value = prompt.endpoint.model
-        self.query_one(f"#key-{self.side}", Input).value = prompt.endpoint.api_key_env
-        self.query_one(f"#system-{self.side}", TextArea).text = prompt.system
 
-    def prompt(self):
-        """The judge prompt as edited; a missing key is a clear error naming its variable."""
-        from studio.judge.prompts import JudgeConfigError, load_prompt
+def has_adapter(run_dir: Path | None) -> bool:
+    from studio.runs import RunPaths
 
-        preset = str(self.query_one(f"#preset-{self.side}", Select).value)
-        base = load_prompt(preset)
-        key_env = self.query_one(f"#key-{self.side}", Input).value.strip()
-        if key_env and not os.environ.get(key_env):
-            raise JudgeConfigError(f"judge {self.side}: the API key variable {key_env} is not set; quit, "
-                                   f"`export {key_env}=...`, and start the studio again (or clear the field "
-                                   f"for a server that needs no key)")
-        edited = dataclasses.replace(base, id=f"{self.side}:{preset}",
-                                     system=self.query_one(f"#system-{self.side}", TextArea).text)
-        return edited.with_endpoint(base_url=self.query_one(f"#url-{self.side}", Input).value.strip(),
-                                    model=self.query_one(f"#model-{self.side}", Input).value.strip(),
-                                    api_key_env=key_env)
+    return run_dir is not None and RunPaths(Path(run_dir)).adapter.is_dir()
 
 
 class JudgePane(Container, can_focus=True):
-    BINDINGS = [
-        Binding("r", "run_groups", "Run A/B"),
-        Binding("k", "cancel", "Cancel"),
-        Binding("slash", "focus_probe", "Probe"),
-        Binding("t", "cycle_sort", "Sort"),
-    ]
+    """The pane takes focus when shown, so its letter keys work at once; in a text box they type,
+    and Escape (or Tab) leaves the box."""
 
     DEFAULT_CSS = """
     JudgePane { layout: vertical; }
-    JudgePane #editors { height: 14; }
-    JudgePane #probe { height: 3; }
-    JudgePane #probe-result { height: auto; max-height: 4; padding: 0 1; }
-    JudgePane #run-line { height: 1; padding: 0 1; }
-    JudgePane #run-line ProgressBar { width: 40; }
-    JudgePane #counters { width: 1fr; padding: 0 1; }
-    JudgePane #problem { color: $error; padding: 0 1; height: auto; }
-    JudgePane DataTable { height: 1fr; }
+    JudgePane #judge-sides { height: auto; }
+    JudgePane .judge-bar { height: 1; padding: 0 1; }
+    JudgePane .judge-bar Input { width: 1fr; margin-right: 1; }
+    JudgePane .judge-bar .judge-label { width: auto; color: $text-muted; margin-right: 1; }
+    JudgePane #questions { width: 6; }
+    JudgePane #run-progress { width: 40; display: none; }
+    JudgePane.-running #run-progress { display: block; }
+    JudgePane #run-status { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    JudgePane #run-status.-error { color: $error; }
+    JudgePane #judge-counters { height: 1; padding: 0 1; color: $text-muted; }
+    JudgePane #judge-table { height: 1fr; min-height: 4; }
+    JudgePane #judge-detail { height: 3; padding: 0 1; background: $boost; overflow: hidden; }
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._cancel = threading.Event()
-        self._progress: dict[str, Any] = {}
-        self._results: dict[str, list] = {}
-        self._prompts: list = []
-        self._sort = SORTS[0]
-        self._probe_lines: dict[str, str] = {}
+    BINDINGS = [
+        Binding("r", "run", "Run A/B", tooltip="Score the control groups (or the texts file) with both prompts"),
+        Binding("x", "cancel", "Cancel", tooltip="Stop the run; what was scored is kept (and cached)"),
+        Binding("p", "focus_probe", "Probe", tooltip="Type a sentence and see both judges' scores"),
+        Binding("a", "edit('A')", "Edit A", tooltip="Edit prompt A's system prompt"),
+        Binding("b", "edit('B')", "Edit B", tooltip="Edit prompt B's system prompt"),
+        Binding("s", "sort", "Sort", tooltip="Sort the table by the next column (gap, A, B, group, text)"),
+        Binding("t", "focus_texts", "Texts file", show=False,
+                tooltip="Judge the texts of a file (.jsonl/.csv: text, group) instead of the control groups"),
+        Binding("escape", "leave_field", "Leave the field", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._cancel: threading.Event | None = None  # set to stop the current run; also names it
+        self._run_prompts: dict[str, JudgePrompt] = {}  # the prompts as they were when the current run started
+        self._local_judges: dict[str, LocalJudge] = {}  # an in-process model, loaded once, reused by every run
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="editors"):
-            for side in SIDES:
-                yield PromptEditor(side)
-        yield Input(placeholder="probe: type a sentence, Enter scores it with A and B", id="probe")
-        yield Static(id="probe-result")
-        with Horizontal(id="run-line"):
-            yield ProgressBar(total=1, show_eta=False, id="progress")
-            yield Static("r runs A and B over the control groups (base style, target style)", id="counters")
-        yield Static(id="problem")
-        yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="judge-sides"):
+            yield JudgeSide("A", "yoda", id="side-a")
+            yield JudgeSide("B", "yoda", id="side-b")
+        with Horizontal(classes="judge-bar"):
+            yield Static("probe", classes="judge-label")
+            yield Input(placeholder="type a sentence and press enter: both judges score it", compact=True,
+                        id="probe")
+        with Horizontal(classes="judge-bar"):
+            yield Static("texts", classes="judge-label")
+            yield Input(placeholder="file (.jsonl/.csv with text, group); empty: the control groups", compact=True,
+                        id="texts-file")
+            yield Static("questions", classes="judge-label")
+            yield Input(str(DEFAULT_QUESTIONS), type="integer", compact=True, id="questions")
+        with Horizontal(classes="judge-bar"):
+            yield ProgressBar(show_eta=False, id="run-progress")
+            yield Static("r: run A and B over the texts", id="run-status", markup=False)
+        yield Static("", id="judge-counters", markup=False)
+        yield JudgeTable(id="judge-table")
+        yield Static("", id="judge-detail", markup=False)
 
-    def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("group", "A", "B", "Δ", "text")
-        self.set_interval(0.25, self._show_progress)
+    def side(self, label: str) -> JudgeSide:
+        return self.query_one(f"#side-{label.lower()}", JudgeSide)
 
-    # -- probe ------------------------------------------------------------------------------------
+    def _status(self, text: str, error: bool = False) -> None:
+        status = self.query_one("#run-status", Static)
+        status.update(text)
+        status.set_class(error, "-error")
+
+    def _prompts(self) -> dict[str, JudgePrompt] | None:
+        """Both prompts as edited, or None after showing each problem on its own side."""
+        prompts, ok = {}, True
+        for label in LABELS:
+            side = self.side(label)
+            side.show_endpoint_status()
+            try:
+                problem = side.endpoint_problem()
+                if problem is None:
+                    prompts[label] = side.prompt()
+            except JudgeConfigError as error:
+                problem = str(error)
+            if problem is not None:
+                side.show_probe(error=problem)
+                ok = False
+        return prompts if ok else None
+
+    def _judges(self, prompts: dict[str, JudgePrompt]) -> dict[str, LocalJudge | None]:
+        """The in-process judge for a prompt that uses one (kept, so its model loads once); None: HTTP."""
+        judges = {}
+        for label, prompt in prompts.items():
+            judge = None
+            if prompt.endpoint.backend == "local":
+                model = prompt.endpoint.model
+                judge = self._local_judges.setdefault(model, LocalJudge(model))
+            judges[label] = judge
+        return judges
+
+    # -- the probe -------------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#probe")
+    def _probe(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        prompts = self._prompts() if text else None
+        if prompts is None:
+            return
+        for label in LABELS:
+            self.side(label).probe_pending()
+        self._probe_worker(prompts, self._judges(prompts), text)
+
+    @work(thread=True, exclusive=True, group="judge-probe", exit_on_error=False,
+          description="asking both judges about the probe sentence")
+    def _probe_worker(self, prompts: dict[str, JudgePrompt], judges: dict, text: str) -> None:
+        async def ask_both():
+            return await asyncio.gather(
+                *(run_judge(prompt, [JudgeItem(text)], judge=judges[label]) for label, prompt in prompts.items()),
+                return_exceptions=True)
+
+        for label, answer in zip(prompts, asyncio.run(ask_both())):
+            if isinstance(answer, BaseException):
+                self.post_message(ProbeAnswered(label, None, error_text(answer)))
+            else:
+                self.post_message(ProbeAnswered(label, answer[0], None))
+
+    def on_probe_answered(self, message: ProbeAnswered) -> None:
+        self.side(message.label).show_probe(message.result, message.error)
+
+    # -- a run over many texts -------------------------------------------------------------------
+
+    def action_run(self) -> None:
+        prompts = self._prompts()
+        if prompts is None:
+            self._status("fix the judge endpoints above first", error=True)
+            return
+        questions = self.query_one("#questions", Input).value
+        limit = int(questions) if questions.isdigit() and int(questions) > 0 else DEFAULT_QUESTIONS
+        texts_file = self.query_one("#texts-file", Input).value.strip()
+        if self._cancel is not None:
+            self._cancel.set()  # the previous run, if any, gives way (its worker is replaced too)
+        self._cancel = threading.Event()
+        self._run_prompts = prompts
+        self.query_one("#judge-counters", Static).update("")
+        self._status("loading the texts…")
+        self._run_worker(prompts, self._judges(prompts), texts_file, getattr(self.app, "run_dir", None), limit,
+                         self._cancel)
+
+    @work(thread=True, exclusive=True, group="judge-run", exit_on_error=False,
+          description="judging the texts with prompts A and B")
+    def _run_worker(self, prompts: dict[str, JudgePrompt], judges: dict, texts_file: str, run_dir: Path | None,
+                    limit: int, cancel: threading.Event) -> None:
+        if texts_file:
+            items, source = load_texts(Path(texts_file).expanduser()), f"texts from {texts_file}"
+        elif has_adapter(run_dir):
+            items = run_groups(run_dir, limit=limit, progress=lambda text: self.post_message(RunStatus(cancel, text)))
+            source = f"run {Path(run_dir).name}: base, generated and target answers"
+        else:
+            items, source = demo_items(limit), "the demo's plain (base) and Yoda (target) answers"
+        if cancel.is_set():
+            return
+        self.post_message(RunStarted(cancel, items, source))
+
+        index = {id(item): i for i, item in enumerate(items)}  # results carry the very item they judged
+        pending: list[tuple[str, int, JudgeResult]] = []
+        last_post = 0.0
+
+        def flush() -> None:
+            nonlocal last_post
+            if pending:
+                self.post_message(RunProgress(cancel, pending.copy()))
+                pending.clear()
+            last_post = time.monotonic()
+
+        def collector(label: str):
+            # Called on this thread's event loop after every item: batch, and post a few times a second.
+            def on_progress(progress) -> None:
+                pending.append((label, index[id(progress.result.item)], progress.result))
+                if time.monotonic() - last_post >= PROGRESS_INTERVAL_S:
+                    flush()
+            return on_progress
+
+        cache = JudgeCache()
+        start = time.monotonic()
+
+        async def judge_both():
+            return await asyncio.gather(
+                *(run_judge(prompt, items, judge=judges[label], cache=cache, cancel_event=cancel,
+                            on_progress=collector(label)) for label, prompt in prompts.items()),
+                return_exceptions=True)
+
+        try:
+            answers = asyncio.run(judge_both())
+        finally:
+            cache.close()
+        flush()
+        results = {label: a for label, a in zip(prompts, answers) if not isinstance(a, BaseException)}
+        errors = {label: error_text(a) for label, a in zip(prompts, answers) if isinstance(a, BaseException)}
+        self.post_message(RunFinished(cancel, results, errors, time.monotonic() - start))
+
+    def _current(self, message: RunMessage) -> bool:
+        return message.run is self._cancel
+
+    def on_run_status(self, message: RunStatus) -> None:
+        if self._current(message):
+            self._status(message.text)
+
+    def on_run_started(self, message: RunStarted) -> None:
+        if not self._current(message):
+            return
+        self.query_one(JudgeTable).start(message.items, {label: p.scale for label, p in self._run_prompts.items()})
+        self.query_one(ProgressBar).update(total=len(message.items) * len(LABELS), progress=0)
+        self.add_class("-running")
+        self._status(f"judging {len(message.items)} texts ({message.source}) with A and B… x: cancel")
+
+    def on_run_progress(self, message: RunProgress) -> None:
+        if not self._current(message):
+            return
+        table = self.query_one(JudgeTable)
+        table.add_results(message.batch)
+        self.query_one(ProgressBar).advance(len(message.batch))
+        self.query_one("#judge-counters", Static).update(counters(table.finished()))
+
+    def on_run_finished(self, message: RunFinished) -> None:
+        if not self._current(message):
+            return
+        self.remove_class("-running")
+        table = self.query_one(JudgeTable)
+        self.query_one("#judge-counters", Static).update(counters(table.finished()))
+        if message.errors:
+            self._status("; ".join(f"{label}: {text}" for label, text in message.errors.items()), error=True)
+        elif message.run.is_set():
+            done = sum(r.error != "cancelled" for r in table.finished())
+            self._status(f"cancelled: {done} of {2 * len(table.items)} judged (kept in the cache: r resumes)")
+        else:
+            comparison = compare_prompts(message.results["A"], message.results["B"],
+                                         *(self._run_prompts[label].scale for label in LABELS))
+            rho = "-" if comparison.spearman is None else f"{comparison.spearman:.2f}"
+            self._status(f"done in {message.seconds:.1f} s: A and B agree with Spearman {rho} over "
+                         f"{comparison.n} texts; largest disagreements first")
+        if message.results:
+            store_results(self.app, {label: self._run_prompts[label] for label in message.results}, message.results)
+            self.app.broadcast(JudgeResultsChanged)
+
+    def action_cancel(self) -> None:
+        if self._cancel is not None and not self._cancel.is_set():
+            self._cancel.set()
+            self._status("cancelling…")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a judge worker's error lands: next to what the user started."""
+        if event.state != WorkerState.ERROR:
+            return
+        text = error_text(event.worker.error)
+        if event.worker.group == "judge-probe":
+            for label in LABELS:
+                self.side(label).show_probe(error=text)
+        else:
+            self.remove_class("-running")
+            self._status(text, error=True)
+
+    # -- the table -------------------------------------------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#judge-table")
+    def _show_detail(self, event: DataTable.RowHighlighted) -> None:
+        item, results = self.query_one(JudgeTable).row_of(int(event.row_key.value))
+        lines = [f"[{item.group}] {' '.join(item.text.split())}"]
+        for label, result in results.items():
+            why = "" if result is None else (result.reason or result.error or "")
+            lines.append(f"{label} {score_cell(result)}: {' '.join(why.split())}")
+        self.query_one("#judge-detail", Static).update("\n".join(lines))
+
+    def action_sort(self) -> None:
+        self.query_one(JudgeTable).next_sort()
+
+    # -- focus -----------------------------------------------------------------------------------
 
     def action_focus_probe(self) -> None:
         self.query_one("#probe", Input).focus()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id != "probe" or not event.value.strip():
-            return
-        prompts = self._prompts_or_problem()
-        if prompts:
-            self._probe_lines = {}
-            self.query_one("#probe-result", Static).update("scoring…")
-            self._probe(prompts, event.value.strip())
+    def action_focus_texts(self) -> None:
+        self.query_one("#texts-file", Input).focus()
 
-    @work(thread=True, exclusive=True, group="judge-probe", exit_on_error=False, description="probe the judges")
-    def _probe(self, prompts: list, text: str) -> None:
-        from studio.judge.runner import probe
+    def action_edit(self, label: str) -> None:
+        self.side(label).query_one(TextArea).focus()
 
-        for side, prompt in zip(SIDES, prompts):
-            result = probe(prompt, text, timeout=30.0, retries=1)
-            shown = result.error or f"{result.score}  {(result.reason or result.raw or '').strip()[:150]}"
-            self.post_message(ProbeScored(side, f"{side}: {shown}"))
-
-    def on_probe_scored(self, message: ProbeScored) -> None:
-        self._probe_lines[message.side] = message.text
-        lines = "\n".join(self._probe_lines[side] for side in sorted(self._probe_lines))
-        self.query_one("#probe-result", Static).update(Text(lines))  # judge answers are not markup
-
-    # -- A/B over the control groups ------------------------------------------------------------
-
-    def _prompts_or_problem(self) -> list | None:
-        from studio.judge.prompts import JudgeConfigError
-
-        try:
-            prompts = [editor.prompt() for editor in self.query(PromptEditor)]
-        except JudgeConfigError as exc:
-            self.post_message(JudgeProblem(str(exc)))
-            return None
-        self.query_one("#problem", Static).update("")
-        return prompts
-
-    def action_run_groups(self) -> None:
-        prompts = self._prompts_or_problem()
-        if not prompts:
-            return
-        self._cancel.clear()
-        self._progress = {}
-        self._score_groups(prompts)
-
-    def action_cancel(self) -> None:
-        self._cancel.set()
-
-    @work(thread=True, exclusive=True, group="judge-run", exit_on_error=False, description="judge A and B")
-    def _score_groups(self, prompts: list) -> None:
-        from studio.data import demo_controls
-        from studio.judge import JudgeCache, JudgeItem, load_texts, run_judge_sync
-
-        path = texts_file()
-        items = load_texts(path) if path else [JudgeItem.from_row(row) for row in demo_controls()]
-        results = {}
-        cache = JudgeCache()
-        try:
-            for prompt in prompts:
-                def note(progress, side=prompt.id):
-                    self._progress[side] = progress  # read by the UI timer; assignment is atomic
-
-                results[prompt.id] = run_judge_sync(prompt, items, cache=cache, on_progress=note,
-                                                    cancel_event=self._cancel, timeout=60.0)
-        finally:
-            cache.close()
-        self.post_message(GroupsScored(results, prompts))
-
-    def _show_progress(self) -> None:
-        if not self._progress:
-            return
-        done = sum(p.done for p in self._progress.values())
-        total = sum(p.total for p in self._progress.values()) or 1
-        bar = self.query_one(ProgressBar)
-        bar.update(total=max(total, 1), progress=done)
-        failed = sum(p.failed for p in self._progress.values())
-        cached = sum(p.cached for p in self._progress.values())
-        unparsed = sum(p.unparsed for p in self._progress.values())
-        self.query_one("#counters", Static).update(
-            f"{done}/{total} judged · {failed} errors · {unparsed} unparsed · {cached} cache hits")
-
-    def on_groups_scored(self, message: GroupsScored) -> None:
-        self._show_progress()
-        self._progress = {}
-        self._results, self._prompts = message.results, message.prompts
-        self.app.judge_results = dict(message.results)
-        self.app.judge_prompts = list(message.prompts)
-        all_results = [r for rs in message.results.values() for r in rs]
-        attempts = sum(r.attempts for r in all_results)
-        self.query_one("#counters", Static).update(
-            f"{len(all_results)} judged · {attempts} requests · {sum(max(r.attempts - 1, 0) for r in all_results)} "
-            f"retries · {sum(r.failed for r in all_results)} errors · {sum(r.cached for r in all_results)} cache hits"
-            + (" · cancelled" if self._cancel.is_set() else ""))
-        self._fill_table()
-
-    def action_cycle_sort(self) -> None:
-        self._sort = SORTS[(SORTS.index(self._sort) + 1) % len(SORTS)]
-        self._fill_table()
-        self.notify(f"sorted by {self._sort}")
-
-    def _fill_table(self) -> None:
-        table = self.query_one(DataTable)
-        table.clear()
-        if len(self._prompts) != 2:
-            return
-        a, b = (self._results[p.id] for p in self._prompts)
-        rows = []
-        for ra, rb in zip(a, b):
-            na, nb = normalised(ra.score, self._prompts[0].scale), normalised(rb.score, self._prompts[1].scale)
-            delta = abs(na - nb) if na is not None and nb is not None else None
-            rows.append((ra.group, ra.score, rb.score, delta, ra.text))
-        keys = {"disagreement": lambda r: -(r[3] if r[3] is not None else -1),
-                "A": lambda r: -(r[1] if r[1] is not None else float("-inf")),
-                "B": lambda r: -(r[2] if r[2] is not None else float("-inf"))}
-        for group, sa, sb, delta, text in sorted(rows, key=keys[self._sort]):
-            table.add_row(group, _fmt(sa), _fmt(sb), _fmt(delta), Text(text.replace("\n", " ")[:90]))
-
-    def on_judge_problem(self, message: JudgeProblem) -> None:
-        self.query_one("#problem", Static).update(message.text)
-        self.notify(message.text, severity="error", timeout=8)
-
-    def on_worker_state_changed(self, event) -> None:
-        from textual.worker import WorkerState
-
-        if event.state == WorkerState.ERROR:
-            self.post_message(JudgeProblem(f"{type(event.worker.error).__name__}: {event.worker.error}"))
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    def action_leave_field(self) -> None:
+        self.focus()

@@ -1,152 +1,235 @@
-"""The Judge and Scores panes against a real OpenAI-compatible echo server on loopback.
+"""The Judge pane in the real app, against a real OpenAI-compatible server on loopback (llm-katan's
+echo backend: it answers with the request, so each text carries its own `Score: N`).
 
-The echo judge answers with the request's text, so each text carries its own `Score: N`.
+Prompt A is the Yoda preset (scale 1-10), prompt B the faithfulness preset (scale 1-5). The echo
+gives both the same number, but mapped onto 0-1 by different scales the two verdicts disagree by a
+known amount, and a 6 or more is out of B's range: kept unparsed, never clamped. That makes the
+order "disagreements first" and every counter exact.
 """
 
 from __future__ import annotations
 
-import csv
 import json
+import time
 
 import pytest
 from judge_fixtures import echo_katan  # noqa: F401  (a fixture)
-from textual.widgets import DataTable, Input, Static
+from katan import Katan
+from textual.widgets import Input, Select, Static
 
 from screens.app import StudioApp
+from screens.judge import JudgePane
+from screens.widgets.judge_table import JudgeTable
+from test_app import imported_after
 
 SIZE = (120, 40)
-SCORES = {"base": [2, 3, 2, 4, 1, 3], "target": [8, 9, 7, 9, 8, 6]}
+
+ROWS = [("base", 1), ("base", 2), ("base", 3), ("base", 1),
+        ("generated", 4), ("generated", 5), ("generated", 6), ("generated", 5),
+        ("target", 9), ("target", 8), ("target", 10), ("target", 7)]
+
+
+def verdict_text(index: int, score: int) -> str:
+    return f"Answer {index}. Score: {score}"
+
+
+def gap(score: int) -> float | None:
+    """|A - B| on 0-1 when both judges scored: A on 1-10, B on 1-5."""
+    return abs((score - 1) / 9 - (score - 1) / 4) if score <= 5 else None
 
 
 @pytest.fixture
-def texts_file(tmp_path, monkeypatch):
+def texts_file(tmp_path):
     path = tmp_path / "texts.jsonl"
-    rows = [{"text": f"{group} text {i}. Score: {score}", "group": group}
-            for group, scores in SCORES.items() for i, score in enumerate(scores)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    monkeypatch.setenv("STUDIO_JUDGE_TEXTS", str(path))
-    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
+    path.write_text("".join(json.dumps({"text": verdict_text(i, s), "group": g, "question": f"Question {i}?",
+                                        "reference": "A reference answer."}) + "\n"
+                            for i, (g, s) in enumerate(ROWS)))
     return path
 
 
-async def open_judge(pilot, server) -> None:
-    await pilot.press("4")
-    await pilot.pause()
-    for side in "AB":
-        pilot.app.query_one(f"#url-{side}", Input).value = server.base_url
-        pilot.app.query_one(f"#model-{side}", Input).value = "judge-echo"
-        pilot.app.query_one(f"#key-{side}", Input).value = ""
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Each test starts with an empty judge cache."""
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
 
 
 def text_of(app, selector: str) -> str:
-    return str(app.query_one(selector, Static).render())
+    return str(app.query_one(selector, Static).content)
 
 
-async def test_probe_scores_with_both_judges(echo_katan, texts_file):  # noqa: F811
-    app = StudioApp()
-    async with app.run_test(size=SIZE) as pilot:
-        await open_judge(pilot, echo_katan)
-        app.query_one("#probe", Input).value = "Strong with the Force, you are. Score: 8"
-        app.query_one("#probe", Input).focus()
-        await pilot.press("enter")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        shown = text_of(app, "#probe-result")
-        assert "A: 8" in shown and "B: 8" in shown
+async def wait_for(pilot, condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the pane"
+        await pilot.pause(0.05)
 
 
-async def test_run_a_and_b_fills_the_table_and_the_histogram(echo_katan, texts_file):  # noqa: F811
-    app = StudioApp()
-    async with app.run_test(size=SIZE) as pilot:
-        await open_judge(pilot, echo_katan)
-        app.query_one("JudgePane").focus()
-        await pilot.press("r")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        table = app.query_one(DataTable)
-        assert table.row_count == 12
-        assert set(app.judge_results) == {"A:yoda", "B:leprechaun"}
-        assert all(r.score is not None for rs in app.judge_results.values() for r in rs)
-        assert "24 judged" in text_of(app, "#counters") and "0 errors" in text_of(app, "#counters")
-
-        await pilot.press("5")
-        await pilot.pause()
-        stats = text_of(app, "#stats")
-        assert "AUC base/target 1.00" in stats
-        app.query_one("HistogramPane").focus()
-        for _ in range(7):  # from the bar of score 1 to the bar of score 8
-            await pilot.press("right")
-        await pilot.pause()
-        assert "2 texts scored 7.5 to 8.5" in text_of(app, "#bar-texts")
-        await pilot.press("e")
-        await pilot.pause()
-        assert (texts_file.parent / "studio-exports" / "judge-histogram.png").stat().st_size > 0
-        with open(texts_file.parent / "studio-exports" / "judge-scores.csv", newline="") as f:
-            assert len(list(csv.DictReader(f))) == 24
+async def open_judge(pilot, server: Katan | None = None, a: str = "yoda", b: str = "faithfulness") -> JudgePane:
+    """Show the Judge pane; with a server, point both judges at it (no API key: a loopback server)."""
+    await pilot.press("4")
+    pane = pilot.app.query_one(JudgePane)
+    if server is not None:
+        for label, preset in (("a", a), ("b", b)):
+            pane.query_one(f"#preset-{label}", Select).value = preset
+            pane.query_one(f"#url-{label}", Input).value = server.base_url
+            pane.query_one(f"#model-{label}", Input).value = "judge-echo"
+            pane.query_one(f"#keyenv-{label}", Input).value = ""
+    await pilot.pause()
+    return pane
 
 
-async def test_a_second_run_is_answered_from_the_cache(echo_katan, texts_file):  # noqa: F811
-    app = StudioApp()
-    async with app.run_test(size=SIZE) as pilot:
-        await open_judge(pilot, echo_katan)
-        app.query_one("JudgePane").focus()
-        await pilot.press("r")
-        await app.workers.wait_for_complete()
+async def run_over(pilot, pane: JudgePane, texts_file) -> None:
+    pane.query_one("#texts-file", Input).value = str(texts_file)
+    pane.focus()
+    await pilot.press("r")
+    await wait_for(pilot, lambda: text_of(pilot.app, "#run-status").startswith(("done", "cancelled")))
+
+
+def test_the_panes_import_no_heavy_engine():
+    # The app opens in under 2 s: the judge's HTTP client, torch and matplotlib load on workers.
+    modules = imported_after("import screens.judge, screens.histogram")
+    assert not modules & {"torch", "transformers", "openai", "matplotlib", "httpx"}
+
+
+async def test_probe_shows_both_judges_scores(echo_katan):
+    async with StudioApp().run_test(size=SIZE) as pilot:
+        await open_judge(pilot, echo_katan, a="yoda", b="leprechaun")
+        await pilot.press("p")
+        assert pilot.app.focused.id == "probe"
+        await pilot.press(*"Strong you are. Score: 7", "enter")
+        await wait_for(pilot, lambda: all(not text_of(pilot.app, f"#probe-{s}").startswith("asking") for s in "ab"))
+        assert text_of(pilot.app, "#probe-a").startswith("7 ")
+        assert text_of(pilot.app, "#probe-b").startswith("7 ")
+
+
+async def test_a_probe_the_prompt_cannot_render_says_why(echo_katan):
+    async with StudioApp().run_test(size=SIZE) as pilot:
+        await open_judge(pilot, echo_katan, a="yoda", b="faithfulness")
+        pilot.app.query_one("#probe", Input).value = "Score: 4"
+        await pilot.press("p", "enter")
+        await wait_for(pilot, lambda: not text_of(pilot.app, "#probe-b").startswith("asking"))
+        assert text_of(pilot.app, "#probe-a").startswith("4 ")
+        assert "no question" in text_of(pilot.app, "#probe-b")  # faithfulness judges an answer to a question
+
+
+async def test_run_fills_the_table_disagreements_first_and_counts(echo_katan, texts_file):
+    async with StudioApp().run_test(size=SIZE) as pilot:
+        pane = await open_judge(pilot, echo_katan)
+        await run_over(pilot, pane, texts_file)
+        table = pane.query_one(JudgeTable)
+        assert table.row_count == len(ROWS)
+        shown = [table.get_row_at(i) for i in range(table.row_count)]
+        known = sorted((gap(s) for _, s in ROWS if gap(s) is not None), reverse=True)
+        assert [row[0] for row in shown] == [f"{g:.2f}" for g in known] + [""] * (len(ROWS) - len(known))
+        assert shown[0][1:4] == ["5", "5", "generated"]  # the largest gap
+        assert [row[2] for row in shown[len(known):]] == ["?"] * (len(ROWS) - len(known))  # out of B's range
+        assert text_of(pilot.app, "#judge-counters") == \
+            "requests 24 · retries 0 · errors 0 · unparsed 5 · cache hits 0"
+        assert "Spearman" in text_of(pilot.app, "#run-status")
+
+        # The results wait on the app for the Scores pane.
+        results = pilot.app.judge_results
+        assert [r.score for r in results["A"]] == [s for _, s in ROWS]
+        assert [r.score for r in results["B"]] == [s if s <= 5 else None for _, s in ROWS]
+        assert pilot.app.judge_prompts["B"].id == "B-faithfulness"
+
+        # Unchanged prompts and texts: everything comes from the cache, no request is made.
         before = echo_katan.requests()
-        await pilot.press("r")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await run_over(pilot, pane, texts_file)
         assert echo_katan.requests() == before
-        assert "24 cache hits" in text_of(app, "#counters")
+        assert text_of(pilot.app, "#judge-counters") == \
+            "requests 0 · retries 0 · errors 0 · unparsed 5 · cache hits 24"
 
 
-async def test_a_missing_api_key_names_its_variable(echo_katan, texts_file, monkeypatch):  # noqa: F811
-    monkeypatch.delenv("NO_SUCH_JUDGE_KEY", raising=False)
-    app = StudioApp()
-    async with app.run_test(size=SIZE) as pilot:
-        await open_judge(pilot, echo_katan)
-        app.query_one("#key-A", Input).value = "NO_SUCH_JUDGE_KEY"
-        app.query_one("JudgePane").focus()
+async def test_sorting_by_key_and_by_header(echo_katan, texts_file):
+    async with StudioApp().run_test(size=SIZE) as pilot:
+        pane = await open_judge(pilot, echo_katan)
+        await run_over(pilot, pane, texts_file)
+        table = pane.query_one(JudgeTable)
+
+        def column(index: int) -> list[str]:
+            return [table.get_row_at(i)[index] for i in range(table.row_count)]
+
+        await pilot.press("s")  # by A, highest first
+        assert column(1) == [str(s) for s in sorted((s for _, s in ROWS), reverse=True)]
+        await pilot.click("#judge-table", offset=(16, 0))  # B's header: by B, highest first, unscored last
+        assert table.sort_column == "B"
+        b_scores = sorted(s for _, s in ROWS if s <= 5)
+        assert column(2) == [str(s) for s in reversed(b_scores)] + ["?"] * 5
+        await pilot.click("#judge-table", offset=(16, 0))  # again: lowest first
+        assert column(2) == [str(s) for s in b_scores] + ["?"] * 5
+
+
+async def test_the_highlighted_row_shows_the_whole_text_and_both_verdicts(echo_katan, texts_file):
+    async with StudioApp().run_test(size=SIZE) as pilot:
+        pane = await open_judge(pilot, echo_katan)
+        await run_over(pilot, pane, texts_file)
+        pane.query_one(JudgeTable).focus()
+        await pilot.press("down", "up")
+        detail = text_of(pilot.app, "#judge-detail")
+        assert detail.startswith(f"[generated] {verdict_text(5, 5)}")
+        assert "\nA 5: " in detail and "\nB 5: " in detail
+
+
+async def test_without_a_texts_file_it_judges_the_demo_control_groups(echo_katan):
+    async with StudioApp().run_test(size=SIZE) as pilot:
+        pane = await open_judge(pilot, echo_katan, a="yoda", b="leprechaun")
+        pane.query_one("#questions", Input).value = "3"
+        pane.focus()
         await pilot.press("r")
+        await wait_for(pilot, lambda: text_of(pilot.app, "#run-status").startswith("done"))
+        table = pane.query_one(JudgeTable)
+        assert table.row_count == 6  # three questions, each with its plain (base) and Yoda (target) answer
+        assert sorted(item.group for item in table.items) == ["base"] * 3 + ["target"] * 3
+        assert "errors 0" in text_of(pilot.app, "#judge-counters")
+
+
+async def test_cancel_stops_the_run_and_keeps_what_was_judged(tmp_path, texts_file):
+    with Katan(tmp_path, "--latency-ms", "1500") as slow:
+        async with StudioApp().run_test(size=SIZE) as pilot:
+            pane = await open_judge(pilot, slow)
+            pane.query_one("#texts-file", Input).value = str(texts_file)
+            pane.focus()
+            started = time.monotonic()
+            await pilot.press("r")
+            await wait_for(pilot, lambda: pane.has_class("-running"))
+            await pilot.press("x")
+            await wait_for(pilot, lambda: text_of(pilot.app, "#run-status").startswith("cancelled"))
+            assert time.monotonic() - started < 3  # 24 requests of 1.5 s, 8 + 8 at a time, take 3 s or more
+            assert not pane.has_class("-running")
+            results = pilot.app.judge_results["A"] + pilot.app.judge_results["B"]
+            assert len(results) == 2 * len(ROWS)
+            assert any(r.error == "cancelled" for r in results)
+            assert "errors 0" in text_of(pilot.app, "#judge-counters")  # cancelled is not an error
+
+
+async def test_a_missing_api_key_is_named_with_how_to_set_it(monkeypatch):
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    async with StudioApp().run_test(size=SIZE) as pilot:
+        pane = await open_judge(pilot)  # the presets' endpoint: OpenRouter
+        for side in "ab":
+            status = pilot.app.query_one(f"#key-{side}", Static)
+            assert "OPENROUTER_API_KEY is not set" in str(status.content)
+            assert "export OPENROUTER_API_KEY=" in str(status.content)
+            assert status.has_class("-error")
+        await pilot.press("r")
+        assert text_of(pilot.app, "#run-status") == "fix the judge endpoints above first"
+        assert not pane.workers  # nothing was sent anywhere
+        assert "OPENROUTER_API_KEY is not set" in text_of(pilot.app, "#probe-a")
+
+
+async def test_the_key_itself_is_never_shown(echo_katan, monkeypatch, texts_file):
+    secret = "sk-test-do-not-show-4242"
+    monkeypatch.setenv("STUDIO_TEST_JUDGE_KEY", secret)
+    async with StudioApp().run_test(size=SIZE) as pilot:
+        pane = await open_judge(pilot, echo_katan)
+        for side in "ab":
+            pane.query_one(f"#keyenv-{side}", Input).value = "STUDIO_TEST_JUDGE_KEY"
         await pilot.pause()
-        problem = text_of(app, "#problem")
-        assert "NO_SUCH_JUDGE_KEY" in problem and "export NO_SUCH_JUDGE_KEY=" in problem
-        assert app.query_one(DataTable).row_count == 0
-
-
-async def test_scores_pane_says_what_to_do_before_any_run(texts_file):
-    app = StudioApp()
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("5")
-        await pilot.pause()
-        assert "run A and B on the Judge pane" in text_of(app, "#stats")
-        app.query_one("HistogramPane").focus()
-        await pilot.press("e")
-        await pilot.pause()
-        assert not (texts_file.parent / "studio-exports").exists()
-
-
-def test_judge_pane_snapshot(snap_compare, texts_file):
-    async def fresh(pilot):
-        await pilot.press("4")
-        await pilot.pause()
-
-    assert snap_compare(StudioApp(), terminal_size=SIZE, run_before=fresh)
-
-
-def test_scores_pane_snapshot(snap_compare, texts_file):
-    from studio.judge import JudgeItem, JudgeResult, load_prompt
-
-    prompt = load_prompt("yoda")
-    results = [JudgeResult(JudgeItem(f"{g} text {i}", g), prompt.id, "openai", "judge-echo", score=float(s),
-                           raw=f"Score: {s}", attempts=1)
-               for g, scores in SCORES.items() for i, s in enumerate(scores)]
-
-    async def with_results(pilot):
-        pilot.app.judge_results = {prompt.id: results}
-        pilot.app.judge_prompts = [prompt]
-        await pilot.press("5")
-        await pilot.pause()
-
-    assert snap_compare(StudioApp(), terminal_size=SIZE, run_before=with_results)
+        assert text_of(pilot.app, "#key-a") == "API key from $STUDIO_TEST_JUDGE_KEY (set)"
+        await run_over(pilot, pane, texts_file)
+        await pilot.press("p", *"Score: 3", "enter")
+        await wait_for(pilot, lambda: not text_of(pilot.app, "#probe-a").startswith("asking"))
+        screen = pilot.app.export_screenshot()
+        assert secret not in screen
+        assert all(secret not in str(s.content) for s in pilot.app.query(Static))

@@ -1,0 +1,56 @@
+"""One judge prompt's score histograms, one per control group: grouped bars in one chart
+(overlaid, to compare the groups bin by bin) or one chart per group (side by side, to see each
+shape), with the chosen bin's label marked [like this]. The legend is left to the text beside the
+chart (GROUP_STYLES): plotext draws its legend over the bars."""
+
+from __future__ import annotations
+
+import math
+
+from rich.text import Text
+from textual.app import RenderResult
+from textual_plotext import PlotextPlot
+
+# plotext colours in the hues of the PNG export (studio.judge.report.COLORS): blue, orange, green
+GROUP_COLOURS = {"base": "blue", "generated": "orange", "target": "green"}
+# the same terminal colours as Rich styles, for the legend (plotext's "orange" is ANSI colour 3)
+GROUP_STYLES = {"base": "blue", "generated": "yellow", "target": "green"}
+
+
+class ScorePlot(PlotextPlot):
+    """Redraws only when told (`show`); a histogram has a dozen bars, so a redraw is cheap."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._labels: list[str] = []  # one per bin: its centre
+        self._counts: dict[str, list[int]] = {}  # group -> texts per bin
+        self._side_by_side = False
+        self._chosen: int | None = None
+
+    def show(self, labels: list[str], counts: dict[str, list[int]], side_by_side: bool, chosen: int | None) -> None:
+        self._labels, self._counts = labels, counts
+        self._side_by_side, self._chosen = side_by_side, chosen
+        self.refresh()
+
+    def render(self) -> RenderResult:
+        if not self._counts:
+            return Text("no scores yet: run A and B in the Judge pane (4, then r)", style="dim", justify="center")
+        plt = self.plt
+        plt.clear_figure()  # the layout (one chart or several) may have changed since the last draw
+        top = max(1, max(max(counts) for counts in self._counts.values()))
+        ticks = list(range(0, top + 1, max(1, math.ceil(top / 4))))  # whole texts, not 0.83 of one
+        labels = [f"[{label}]" if i == self._chosen else label for i, label in enumerate(self._labels)]
+        if self._side_by_side:
+            plt.subplots(1, len(self._counts))
+            for column, (group, counts) in enumerate(self._counts.items(), 1):
+                chart = plt.subplot(1, column)
+                chart.bar(labels, counts, color=GROUP_COLOURS.get(group, "gray"), width=0.6)
+                chart.title(group)
+                chart.ylim(0, top)
+                chart.yticks(ticks)
+        else:
+            plt.multiple_bar(labels, list(self._counts.values()),
+                             color=[GROUP_COLOURS.get(group, "gray") for group in self._counts])
+            plt.ylim(0, top)
+            plt.yticks(ticks)
+        return super().render()

@@ -1,0 +1,129 @@
+"""The Scores pane in the real app: fixed results put on the app (as the Judge pane leaves them),
+then its keys, its numbers, its bar listing and its export; and once end to end, fed by a real
+A/B run against llm-katan's echo server."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+
+from judge_fixtures import echo_katan  # noqa: F401  (a fixture)
+from test_judge_pane import ROWS, open_judge, own_cache, run_over, text_of, texts_file  # noqa: F401 (fixtures)
+from textual.widgets import DataTable
+
+from screens.app import StudioApp
+from screens.histogram import HistogramPane
+from screens.widgets.judge_results import store_results
+from studio.judge import JudgeItem, JudgeResult, load_prompt
+
+SIZE = (120, 40)
+
+# Scores per group: base and target apart (AUC 1.00), generated half way (AUC base/generated 0.875)
+SCORES = {"A": {"base": [1, 2, 2, 3], "generated": [2, 5, 5, 9], "target": [8, 9, 9, 10]},
+          "B": {"base": [2, 3, 3, 4], "generated": [3, 4, 6, 7], "target": [6, 7, 9, 9]}}
+
+
+def fixed_results() -> tuple[dict, dict]:
+    prompts, results = {}, {}
+    for label, preset in (("A", "yoda"), ("B", "leprechaun")):
+        prompt = dataclasses.replace(load_prompt(preset), id=f"{label}-{preset}")
+        prompts[label] = prompt
+        results[label] = [
+            JudgeResult(JudgeItem(f"{group} answer {i}: {'hmm, ' * i}a text of that style", group), prompt.id,
+                        "openai", "judge-model", score=score, reason="fixed", raw=f"Score: {score}", attempts=1)
+            for group, scores in SCORES[label].items() for i, score in enumerate(scores)]
+    return prompts, results
+
+
+def studio_with_results() -> StudioApp:
+    app = StudioApp()
+    store_results(app, *fixed_results())
+    return app
+
+
+def bin_rows(app) -> list[tuple[str, str, str]]:
+    table = app.query_one("#bin-texts", DataTable)
+    return [tuple(table.get_row_at(i)[:3]) for i in range(table.row_count)]
+
+
+async def test_before_any_run_it_says_what_to_do():
+    async with StudioApp().run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        assert "press r to run A and B" in text_of(pilot.app, "#scores-head")
+
+
+async def test_groups_spread_and_separation_are_shown():
+    async with studio_with_results().run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        stats = text_of(pilot.app, "#score-stats-a")
+        assert "base       n 4    mean 2.00  sd 0.82" in stats
+        assert "generated  n 4    mean 5.25" in stats and "target     n 4    mean 9.00" in stats
+        assert "AUC base/target    1.00  (the judge's quality)" in stats
+        assert "AUC base/generated 0.88  (the fine-tune's progress)" in stats
+        assert "AUC base/target    1.00" in text_of(pilot.app, "#score-stats-b")
+
+
+async def test_choosing_a_bar_lists_its_texts():
+    async with studio_with_results().run_test(size=SIZE) as pilot:
+        await pilot.press("5", "p")  # prompt A only
+        pane = pilot.app.query_one(HistogramPane)
+        assert pane.query_one("#score-col-b").has_class("-hidden")
+        # The fullest bar first: score 2 (two base texts and one generated) ties with 9; the first wins.
+        assert text_of(pilot.app, "#bin-title") == "bar 2 of 10: scores 1.5 to 2.5, 3 texts"
+        assert bin_rows(pilot.app) == [("A", "base", "2"), ("A", "base", "2"), ("A", "generated", "2")]
+        await pilot.press(*["right"] * 7)
+        assert text_of(pilot.app, "#bin-title").startswith("bar 9 of 10")
+        assert bin_rows(pilot.app) == [("A", "generated", "9"), ("A", "target", "9"), ("A", "target", "9")]
+        await pilot.press("right", "right")  # stops at the last bar
+        assert text_of(pilot.app, "#bin-title") == "bar 10 of 10: scores 9.5 to 10.5, 1 texts"
+        await pilot.click("#score-bins", offset=(12 * 4 + 3, 0))  # the fifth of ten cells: score 5
+        assert bin_rows(pilot.app) == [("A", "generated", "5"), ("A", "generated", "5")]
+
+
+async def test_prompt_and_layout_keys():
+    async with studio_with_results().run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        pane = pilot.app.query_one(HistogramPane)
+        assert "A (Yoda-speak) and B (Leprechaun) · groups overlaid" in text_of(pilot.app, "#scores-head")
+        await pilot.press("o")
+        assert pane.side_by_side and "groups side by side" in text_of(pilot.app, "#scores-head")
+        await pilot.press("p", "p")  # both -> A -> B
+        assert pane.query_one("#score-col-a").has_class("-hidden")
+        assert not pane.query_one("#score-col-b").has_class("-hidden")
+        assert {row[0] for row in bin_rows(pilot.app)} == {"B"}
+
+
+async def test_export_writes_png_and_csv_into_the_run(tmp_path):
+    app = studio_with_results()
+    app.run_dir = tmp_path / "run"
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5", "e")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+    png, table = tmp_path / "run/eval/judge-AB-histogram.png", tmp_path / "run/eval/judge-AB-scores.csv"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == 24 and {r["prompt"] for r in rows} == {"A-yoda", "B-leprechaun"}
+    assert rows[0]["score"] == "1" and rows[0]["group"] == "base"
+
+
+async def test_export_without_a_run_goes_to_studio_exports(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    async with studio_with_results().run_test(size=SIZE) as pilot:
+        await pilot.press("5", "p", "e")  # prompt A only
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+    assert (tmp_path / "studio-exports/judge-A-histogram.png").stat().st_size > 1000
+    assert len(list(csv.DictReader((tmp_path / "studio-exports/judge-A-scores.csv").open()))) == 12
+
+
+async def test_a_run_in_the_judge_pane_shows_up_here(echo_katan, texts_file):
+    async with StudioApp().run_test(size=SIZE) as pilot:
+        pane = await open_judge(pilot, echo_katan)
+        await run_over(pilot, pane, texts_file)
+        await pilot.press("5")
+        stats = text_of(pilot.app, "#score-stats-a")
+        assert "base       n 4    mean 1.75" in stats and "target     n 4    mean 8.50" in stats
+        assert "AUC base/target    1.00" in stats
+        assert "5 unparsed" not in stats and "1 unparsed" in text_of(pilot.app, "#score-stats-b")  # a 6 on 1-5
+        assert [r.score for r in pilot.app.judge_results["A"]] == [s for _, s in ROWS]

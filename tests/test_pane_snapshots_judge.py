@@ -1,0 +1,25 @@
+"""SVG snapshots of the Judge and Scores panes at 120x40 (regenerate: pytest --snapshot-update).
+
+Only deterministic states: the workbench as it opens (no API key in the environment, so the
+missing-key line shows), and the Scores pane on fixed results put on the app.
+"""
+
+from __future__ import annotations
+
+from screens.app import StudioApp
+from test_histogram_pane import studio_with_results
+
+SIZE = (120, 40)
+
+
+def test_judge_pane_fresh(snap_compare, monkeypatch):
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    assert snap_compare(StudioApp(), terminal_size=SIZE, press=["4"])
+
+
+def test_scores_pane_both_prompts_overlaid(snap_compare):
+    assert snap_compare(studio_with_results(), terminal_size=SIZE, press=["5"])
+
+
+def test_scores_pane_prompt_a_side_by_side_on_a_chosen_bar(snap_compare):
+    assert snap_compare(studio_with_results(), terminal_size=SIZE, press=["5", "p", "o", "right", "right"])
