@@ -183,15 +183,14 @@ class JudgePane(Container, can_focus=True):
         prompts, ok = {}, True
         for label in LABELS:
             side = self.side(label)
-            side.show_endpoint_status()
+            side.show_endpoint_status()  # an endpoint problem is shown there, once
+            if side.endpoint_problem() is not None:
+                ok = False
+                continue
             try:
-                problem = side.endpoint_problem()
-                if problem is None:
-                    prompts[label] = side.prompt()
+                prompts[label] = side.prompt()
             except JudgeConfigError as error:
-                problem = str(error)
-            if problem is not None:
-                side.show_probe(error=problem)
+                side.show_probe(error=str(error))
                 ok = False
         return prompts if ok else None
 
