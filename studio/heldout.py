@@ -48,7 +48,7 @@ class HeldOutEvaluator:
 
     def __init__(self, eval_rows: Sequence[dict], collate: Callable[[list[dict]], dict], batch_size: int,
                  style: dict[str, torch.Tensor] | None) -> None:
-        rows = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in eval_rows]
+        rows = list(eval_rows)  # the collator keeps only input_ids and labels
         self.batches = [collate(rows[i:i + batch_size]) for i in range(0, len(rows), batch_size)]
         self.style = style
 

@@ -54,6 +54,11 @@ def memory_mb(device: torch.device) -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def trainable_weights_finite(model) -> bool:
+    """NaN weights are never saved: checked before every checkpoint and the adapter."""
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad)
+
+
 class Collator:
     """Pads a batch to its longest row (or packs it), from the input_ids and labels columns only."""
 
@@ -95,7 +100,7 @@ class _HFTrainer(transformers.Trainer):
     def _save_checkpoint(self, model, trial) -> None:
         run = self.studio_run
         step = self.state.global_step
-        if not all(torch.isfinite(p).all() for p in model.parameters() if p.requires_grad):
+        if not trainable_weights_finite(model):
             run._emit("error", message=f"step {step}: weights are not finite; checkpoint NOT saved")
             return
         root = run.paths.checkpoints
@@ -416,7 +421,7 @@ class TrainingRun:
                     self._emit("sample", prompt=chat[-1]["content"], response=answer, mode=mode, index=index)
 
     def _save_adapter(self, model) -> None:
-        if not all(torch.isfinite(p).all() for p in model.parameters() if p.requires_grad):
+        if not trainable_weights_finite(model):
             self._emit("error", message="adapter weights are not finite; adapter NOT saved")
             return
         model.save_pretrained(str(self.paths.adapter))
