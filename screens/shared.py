@@ -36,6 +36,6 @@ def format_duration(seconds: float | None) -> str:
 
 def describe_error(error: BaseException) -> str:
     """An engine error in the user's words: engine errors already say what to do, others get their type."""
-    known = {"ConfigError", "ModelError", "DataError", "TemplateError", "RunError", "ResumeRefused"}
-    name = type(error).__name__
-    return str(error) if name in known else f"{name}: {error}"
+    from studio.errors import StudioError
+
+    return str(error) if isinstance(error, StudioError) else f"{type(error).__name__}: {error}"

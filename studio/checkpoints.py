@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from studio.errors import StudioError
+
 MANIFEST = "manifest.json"
 PREFIX = "step-"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(StudioError):
     """A checkpoint cannot be used; the message says why and what to do."""
 
 

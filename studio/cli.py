@@ -10,6 +10,7 @@ from pathlib import Path
 
 from studio.config import DEFAULT_MODEL, ConfigError, RunConfig
 from studio.paths import runs_dir
+from studio.run_state import RunState
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,7 +126,7 @@ def _drive(run) -> int:
         while not run.join(timeout=0.2):
             pass
     print(f"{run.state}: {run.paths.root}" + (f"\n{run.error}" if run.error else ""))
-    return 1 if run.state == "failed" else 0
+    return 1 if run.state == RunState.FAILED else 0
 
 
 def runs_command(args: argparse.Namespace) -> int:

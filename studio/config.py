@@ -10,10 +10,12 @@ from typing import Any
 
 import tomli_w
 
+from studio.errors import StudioError
+
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
-class ConfigError(ValueError):
+class ConfigError(StudioError, ValueError):
     """A config value is wrong; the message names the field (`train.learning_rate`) and what to do."""
 
 

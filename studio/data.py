@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from studio.config import DataConfig
+from studio.errors import StudioError
 from studio.paths import ASSETS
 
 DEMO_ROWS = ASSETS / "demo" / "yoda.jsonl"
@@ -29,7 +30,7 @@ SHOWN_LINES = 5  # line numbers listed per reason in a report; the rest are coun
 Row = dict[str, Any]
 
 
-class DataError(Exception):
+class DataError(StudioError):
     """The data cannot be used; the message names the file and line (1-based) and what to do."""
 
 

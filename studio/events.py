@@ -15,16 +15,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from studio.run_state import EMITTED
+
 # type -> fields it carries besides type/step/time
 EVENT_FIELDS = {
     "step": ("loss", "lr", "grad_norm", "tokens_per_s", "memory_mb", "epoch"),
     "eval": ("eval_loss", "perplexity", "style_loss"),
     "sample": ("prompt", "response", "mode"),  # mode: greedy | sampled
     "checkpoint": ("path",),
-    "status": ("state", "reason"),  # state: loading, running, paused, stopped, finished, failed
+    "status": ("state", "reason"),  # state: one of run_state.EMITTED
     "error": ("message",),
 }
-STATES = ("loading", "running", "paused", "stopped", "finished", "failed")
 
 Event = dict[str, Any]
 Subscriber = Callable[[Event], None]
@@ -33,8 +34,8 @@ Subscriber = Callable[[Event], None]
 def make_event(type: str, step: int, **values: Any) -> Event:
     if type not in EVENT_FIELDS:
         raise ValueError(f"unknown event type {type!r}; known: {', '.join(EVENT_FIELDS)}")
-    if type == "status" and values.get("state") not in STATES:
-        raise ValueError(f"unknown status state {values.get('state')!r}; known: {', '.join(STATES)}")
+    if type == "status" and values.get("state") not in EMITTED:
+        raise ValueError(f"unknown status state {values.get('state')!r}; known: {', '.join(EMITTED)}")
     return {"type": type, "step": int(step), "time": time.time(), **values}
 
 

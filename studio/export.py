@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from studio.errors import StudioError
 
-class ExportError(RuntimeError):
+
+class ExportError(StudioError):
     """The export cannot be done; the message says why."""
 
 

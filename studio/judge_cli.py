@@ -7,8 +7,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from studio.judge import (JudgeCache, JudgeConfigError, JudgePrompt, compare_prompts, load_prompt, load_texts,
-                          pairwise_stats, run_groups, run_judge_sync, run_pairwise)
+from studio.judge import (
+    JudgeCache,
+    JudgeConfigError,
+    JudgePrompt,
+    compare_prompts,
+    load_prompt,
+    load_texts,
+    pairwise_stats,
+    run_groups,
+    run_judge_sync,
+    run_pairwise,
+)
 from studio.judge.report import summary_text, write_eval, write_jsonl
 
 

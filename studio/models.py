@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from studio.config import DEFAULT_MODEL, LoraConfig, ModelConfig
+from studio.errors import StudioError
 from studio.paths import cache_dir
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ _HUB_TIMEOUT = 5
 _TMP_PREFIX = ".tmp-"
 
 
-class ModelError(Exception):
+class ModelError(StudioError):
     """A model cannot be found or loaded; the message says what to do about it."""
 
 

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.config import RunConfig
+from studio.errors import StudioError
 from studio.events import Event, read_events
+from studio.run_state import RunState
 
 COMMANDS = ("pause", "resume", "stop", "checkpoint")
-TERMINAL_STATES = ("stopped", "finished", "failed")
 
 
-class RunError(RuntimeError):
+class RunError(StudioError):
     """A run directory is missing or unusable; the message says what to do."""
 
 
@@ -160,7 +161,7 @@ class RunSummary:
     last_loss: float | None
     eval_loss: float | None
     style_loss: float | None
-    status: str
+    status: RunState
     alive: bool
 
 
@@ -170,9 +171,9 @@ def summarize(run_dir: Path, events: list[Event] | None = None) -> RunSummary:
     events = read_events(RunPaths(run_dir).events) if events is None else events
     last = {kind: next((e for e in reversed(events) if e["type"] == kind), None) for kind in ("step", "eval", "status")}
     alive = is_alive(run_dir)
-    status = last["status"]["state"] if last["status"] else "new"
-    if not alive and status not in TERMINAL_STATES and status != "new":
-        status = "killed"  # the process died without saying so (SIGKILL, power loss): resumable
+    status = RunState(last["status"]["state"]) if last["status"] else RunState.NEW
+    if not alive and not status.terminal and status != RunState.NEW:
+        status = RunState.KILLED  # the process died without saying so (SIGKILL, power loss): resumable
     return RunSummary(
         path=run_dir, name=run_dir.name, model=cfg.model.name, dataset=cfg.data.dataset,
         step=max((e["step"] for e in events), default=0), max_steps=cfg.train.max_steps,

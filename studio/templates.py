@@ -28,6 +28,7 @@ from functools import lru_cache
 import jinja2
 
 from studio.config import TemplateConfig
+from studio.errors import StudioError
 from studio.paths import ASSETS
 
 Messages = list[dict[str, str]]
@@ -108,7 +109,7 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-class TemplateError(Exception):
+class TemplateError(StudioError):
     """A chat template is unknown, missing, or raises; `line` is the Jinja line where known."""
 
     def __init__(self, message: str, line: int | None = None) -> None:

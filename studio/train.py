@@ -25,7 +25,9 @@ from transformers import TrainerCallback
 from studio import checkpoints, heldout, models, runs, sampling, templates
 from studio.config import RunConfig
 from studio.data import prepare
+from studio.errors import StudioError
 from studio.events import EventBus, JsonlWriter
+from studio.run_state import RunState
 from studio.runs import RunPaths
 
 # Keys that only shape what is observed, not what is learned: changing them does not block resume.
@@ -38,7 +40,7 @@ OOM_HINT = ("out of memory: lower train.batch_size (raise train.grad_accum to ke
             "the last checkpoint is kept, resume with `studio resume RUN`")
 
 
-class ResumeRefused(RuntimeError):
+class ResumeRefused(StudioError):
     """The checkpoint was trained on something else; the message lists every difference."""
 
 
@@ -152,7 +154,7 @@ class TrainingRun:
         self.bus = bus or EventBus()
         self._writer = JsonlWriter(self.paths.events)
         self.bus.subscribe(self._writer)
-        self.state = "new"
+        self.state = RunState.NEW
         self.step = 0
         self.error: str | None = None
         self._thread: threading.Thread | None = None
@@ -221,7 +223,7 @@ class TrainingRun:
     def _emit(self, type: str, **values: Any) -> None:
         self.bus.emit(type, self.step, **values)
 
-    def _set_state(self, state: str, reason: str = "") -> None:
+    def _set_state(self, state: RunState, reason: str = "") -> None:
         self.state = state
         self._emit("status", state=state, reason=reason)
 
@@ -229,20 +231,20 @@ class TrainingRun:
 
     def _main(self) -> None:
         try:
-            self._set_state("loading", reason=f"loading {self.cfg.model.name} and {self.cfg.data.dataset}")
+            self._set_state(RunState.LOADING, reason=f"loading {self.cfg.model.name} and {self.cfg.data.dataset}")
             trainer, resume_from = self._build()
             trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
             self._save_adapter(trainer.model)
-            self._set_state("stopped" if self._stopping else "finished",
+            self._set_state(RunState.STOPPED if self._stopping else RunState.FINISHED,
                             reason="stopped on request" if self._stopping else f"reached {self.cfg.train.max_steps} steps")
         except torch.cuda.OutOfMemoryError:
             self.error = OOM_HINT
             self._emit("error", message=self.error)
-            self._set_state("failed", reason="CUDA out of memory")
+            self._set_state(RunState.FAILED, reason="CUDA out of memory")
         except Exception as exc:  # the run ends, the app does not: say what broke
             self.error = f"{type(exc).__name__}: {exc}"
             self._emit("error", message=self.error)
-            self._set_state("failed", reason=self.error)
+            self._set_state(RunState.FAILED, reason=self.error)
         finally:
             runs.mark_gone(self.paths.root)
             self._writer.close()
@@ -259,7 +261,7 @@ class TrainingRun:
             template=templates.template_fingerprint(tokenizer), tokenizer=_tokenizer_fingerprint(tokenizer))
         resume_from = self._checkpoint_to_resume() if self.resume_requested else None
         if not self.resume_requested:
-            self._emit("status", state="loading", reason=data.report.summary())
+            self._emit("status", state=RunState.LOADING, reason=data.report.summary())
 
         model = models.load_model(cfg.model)
         trainable_tokens = None
@@ -333,7 +335,7 @@ class TrainingRun:
         if state.global_step == 0:  # step 0 is the base model: every curve starts there
             self._measure(self.hf.model, evaluate=bool(self.cfg.train.eval_every),
                           sample=bool(self.cfg.train.sample_every))
-        self._set_state("running", reason="resumed" if state.global_step else "started")
+        self._set_state(RunState.RUNNING, reason="resumed" if state.global_step else "started")
 
     def _guard_non_finite(self, model) -> None:
         """Skip an optimizer step whose loss or gradient is NaN/inf: weights stay untouched."""
@@ -387,12 +389,12 @@ class TrainingRun:
             requests = self._wait_while_paused(trainer)
         if "stop" in requests:
             self._stopping = True
-            self._set_state("running", reason="stopping: saving a checkpoint and the adapter")
+            self._set_state(RunState.RUNNING, reason="stopping: saving a checkpoint and the adapter")
             trainer._save_checkpoint(trainer.model, None)
             trainer.control.should_training_stop = True
 
     def _wait_while_paused(self, trainer: _HFTrainer) -> set[str]:
-        self._set_state("paused", reason=self._pause_reason or "paused on request")
+        self._set_state(RunState.PAUSED, reason=self._pause_reason or "paused on request")
         self._pause_reason = ""
         started = time.perf_counter()
         while True:
@@ -405,7 +407,7 @@ class TrainingRun:
         self._step_started += time.perf_counter() - started
         if "stop" not in requests:
             self._non_finite_in_a_row = 0
-            self._set_state("running", reason="resumed")
+            self._set_state(RunState.RUNNING, reason="resumed")
         return requests
 
     def _measure(self, model, evaluate: bool = True, sample: bool = True) -> None:

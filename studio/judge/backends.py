@@ -21,8 +21,18 @@ import time
 from urllib.parse import urlsplit
 
 from studio.judge.items import JudgeItem, JudgeResult
-from studio.judge.parse import Parsed, expected_score, parse_answer, score_from_distribution
-from studio.judge.prompts import Endpoint, JudgeConfigError, JudgePrompt, render_messages
+from studio.judge.parse import (
+    Parsed,
+    expected_score,
+    parse_answer,
+    score_from_distribution,
+)
+from studio.judge.prompts import (
+    Endpoint,
+    JudgeConfigError,
+    JudgePrompt,
+    render_messages,
+)
 
 # Request parameters the chat completions call takes by name; anything else goes in extra_body.
 _NAMED_PARAMS = ("temperature", "max_tokens", "top_p", "seed", "stop", "frequency_penalty", "presence_penalty")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from studio.errors import StudioError
 from studio.judge.items import JudgeItem
 from studio.paths import ASSETS
 
@@ -23,7 +24,7 @@ PLACEHOLDERS = ("text", "question", "reference", "answer_a", "answer_b")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r"|nonce)\}")
 
 
-class JudgeConfigError(ValueError):
+class JudgeConfigError(StudioError, ValueError):
     """A prompt file, endpoint or key is unusable; the message says which and what to do."""
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from studio.judge.groups import BASE, GENERATED, TARGET
 from studio.judge.items import JudgeResult
 from studio.judge.prompts import JudgePrompt
-from studio.judge.stats import compare_prompts, group_stats, scores_of
 from studio.judge.stats import auc as auc_of
+from studio.judge.stats import compare_prompts, group_stats, scores_of
 
 COLORS = {BASE: "#4C72B0", GENERATED: "#DD8452", TARGET: "#55A868"}
 
