@@ -35,7 +35,7 @@ FOLLOW_EVERY_S = 0.5
 START_TASK = "start run"
 FOLLOW_GROUP = "follow"
 TERMINAL = ("stopped", "finished", "failed")
-ACTIVE = ("loading", "running", "paused")
+ACTIVE = ("loading", "measuring", "running", "paused")
 
 
 class RunHistory:

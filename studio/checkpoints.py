@@ -1,7 +1,10 @@
 """Checkpoints you can trust: written aside, described by a manifest, then renamed into place.
 
-A kill during a save leaves the previous checkpoint intact (the new one is still a `.tmp-*`
-folder), and resume only uses checkpoints whose manifest exists and whose files match it.
+Every process of a run writes its files (rank 0 the adapter, optimizer and scheduler; each rank
+its RNG state) into one staging folder; rank 0 then hashes them into a manifest, written last,
+and renames the folder into place. A kill at any moment leaves either the old checkpoint or the
+new one whole (`recover` finishes or undoes a rename cut short), and resume only uses
+checkpoints whose manifest exists and whose files match it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from studio.errors import StudioError
 
 MANIFEST = "manifest.json"
 PREFIX = "step-"
+STAGING = ".staging"  # the trainer's output_dir: it writes checkpoint-N/ in here
+_REPLACED = ".replaced-"  # a checkpoint of the same step moved aside while its successor is renamed in
 
 
 class CheckpointError(StudioError):
@@ -56,14 +61,26 @@ class Fingerprints:
         return diffs
 
 
-def staging_dir(checkpoints: Path, step: int) -> Path:
-    return checkpoints / f".tmp-{PREFIX}{step}-{os.getpid()}"
+def staged(checkpoints: Path, step: int) -> Path:
+    """Where the trainer writes the checkpoint of `step` before it is finalized."""
+    return checkpoints / STAGING / f"checkpoint-{step}"
 
 
-def finalize(staging: Path, checkpoints: Path, step: int, fingerprints: Fingerprints) -> Path:
-    """Hash the staged files, write the manifest last, then rename the folder into place."""
+def rng_files(world_size: int) -> list[str]:
+    """The RNG state files a checkpoint of a run on `world_size` processes must hold (one per rank)."""
+    return ["rng_state.pth"] if world_size <= 1 else [f"rng_state_{rank}.pth" for rank in range(world_size)]
+
+
+def finalize(staging: Path, checkpoints: Path, step: int, fingerprints: Fingerprints, world_size: int = 1) -> Path:
+    """Hash the staged files, write the manifest last, then rename the folder into place.
+
+    A checkpoint of the same step (checkpoint now, then stop) is moved aside first and removed only
+    after its successor is in place, so a kill between the renames never leaves neither."""
+    missing = [name for name in rng_files(world_size) if not (staging / name).is_file()]
+    if missing:
+        raise CheckpointError(f"{staging}: {', '.join(missing)} missing: not every process saved its state")
     files = {str(p.relative_to(staging)): file_sha256(p) for p in sorted(staging.rglob("*")) if p.is_file()}
-    manifest = {"step": step, "created": time.time(), "files": files,
+    manifest = {"step": step, "created": time.time(), "world_size": world_size, "files": files,
                 "fingerprints": {"config": fingerprints.config, "dataset": fingerprints.dataset,
                                  "template": fingerprints.template, "tokenizer": fingerprints.tokenizer}}
     manifest_path = staging / MANIFEST
@@ -72,9 +89,12 @@ def finalize(staging: Path, checkpoints: Path, step: int, fingerprints: Fingerpr
         f.flush()
         os.fsync(f.fileno())
     final = checkpoints / f"{PREFIX}{step}"
-    if final.exists():  # a checkpoint of the same step (checkpoint-now, then stop) is replaced whole
-        shutil.rmtree(final)
+    replaced = checkpoints / f"{_REPLACED}{final.name}"
+    if final.exists():
+        shutil.rmtree(replaced, ignore_errors=True)
+        os.replace(final, replaced)
     os.replace(staging, final)
+    shutil.rmtree(replaced, ignore_errors=True)
     return final
 
 
@@ -122,8 +142,39 @@ def latest_valid(checkpoints: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-def remove_stale_staging(checkpoints: Path) -> None:
-    """Staging folders left by a killed save are garbage: the manifest never made it."""
-    if checkpoints.is_dir():
-        for path in checkpoints.glob(f".tmp-{PREFIX}*"):
-            shutil.rmtree(path, ignore_errors=True)
+def recover(checkpoints: Path) -> None:
+    """Finish or undo a save that a kill cut short, then remove what is left of it.
+
+    A staged checkpoint whose manifest verifies was complete: it goes into place. A checkpoint moved
+    aside comes back when nothing took its place. Staged files without a manifest are garbage."""
+    staging_root = checkpoints / STAGING
+    if staging_root.is_dir():
+        for folder in staging_root.glob("checkpoint-*"):
+            step = folder.name.removeprefix("checkpoint-")
+            final = checkpoints / f"{PREFIX}{step}"
+            if step.isdigit() and not final.exists() and _verifies(folder):
+                os.replace(folder, final)
+        shutil.rmtree(staging_root, ignore_errors=True)
+    for aside in checkpoints.glob(f"{_REPLACED}{PREFIX}*"):
+        final = checkpoints / aside.name.removeprefix(_REPLACED)
+        if final.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(aside, final)
+
+
+def _verifies(checkpoint: Path) -> bool:
+    try:
+        verify(checkpoint)
+    except CheckpointError:
+        return False
+    return True
+
+
+def prune(checkpoints: Path, keep: int, newest_valid: Path) -> list[Path]:
+    """Remove all but the `keep` newest checkpoints; `newest_valid` is never removed. Returns the removed."""
+    found = list_checkpoints(checkpoints)
+    doomed = [p for p in found[: max(len(found) - keep, 0)] if p != newest_valid]
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -22,6 +23,23 @@ class ConfigError(StudioError, ValueError):
 def _check(condition: bool, path: str, message: str) -> None:
     if not condition:
         raise ConfigError(f"{path}: {message}")
+
+
+def _check_choice(value: str, choices: tuple[str, ...], path: str) -> None:
+    close = difflib.get_close_matches(value, choices, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    _check(value in choices, path, f"{value!r} is not known; {hint}known: {', '.join(choices)}")
+
+
+# transformers' SchedulerType and OptimizerNames values, listed here so a typo is refused when the config is
+# made, before a model loads (importing transformers here would slow every import of the config);
+# tests/test_config.py checks each name against the installed transformers.
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+              "inverse_sqrt", "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay")
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "adamw_torch_4bit", "adamw_torch_8bit", "ademamix",
+              "sgd", "adagrad", "adamw_bnb_8bit", "adamw_8bit", "ademamix_8bit", "lion_8bit", "lion_32bit",
+              "paged_adamw_32bit", "paged_adamw_8bit", "paged_ademamix_32bit", "paged_ademamix_8bit",
+              "paged_lion_32bit", "paged_lion_8bit", "rmsprop", "schedule_free_adamw", "stable_adamw")
 
 
 @dataclass
@@ -97,23 +115,26 @@ class TemplateConfig:
 class TrainConfig:
     max_steps: int = 60
     learning_rate: float = 2e-4
-    scheduler: str = "cosine"  # any transformers SchedulerType: linear, cosine, constant_with_warmup...
+    scheduler: str = "cosine"  # one of SCHEDULERS
     warmup_steps: int = 5
     batch_size: int = 8
     grad_accum: int = 1
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    optimizer: str = "adamw_torch"  # any transformers optim name: adamw_torch, paged_adamw_8bit, ...
+    optimizer: str = "adamw_torch"  # one of OPTIMIZERS
     seed: int = 42
     eval_every: int = 20
     sample_every: int = 20
     save_every: int = 50
+    keep_checkpoints: int = 3  # the newest N checkpoints are kept; the newest valid one is never removed
     sample_prompts: int = 4  # K fixed held-out questions sampled at each sample step
     sample_max_new_tokens: int = 64
     sample_temperature: float = 0.7
     group_by_length: bool = False
     packing: bool = False
     nan_pause_after: int = 3  # consecutive non-finite steps that pause the run
+    observe_budget: float = 0.1  # the most of the wall time evals and samples may take; later ones are skipped
+    gpus: int = 1  # processes training data-parallel (one per GPU; on a CPU-only machine, CPU processes)
 
     def __post_init__(self) -> None:
         _check(self.max_steps >= 1, "train.max_steps", "must be at least 1")
@@ -128,6 +149,12 @@ class TrainConfig:
         _check(self.sample_max_new_tokens >= 1, "train.sample_max_new_tokens", "must be at least 1")
         _check(self.sample_temperature > 0, "train.sample_temperature", "must be positive")
         _check(self.nan_pause_after >= 1, "train.nan_pause_after", "must be at least 1")
+        _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be at least 1")
+        _check(0.0 < self.observe_budget <= 1.0, "train.observe_budget",
+               "must be in (0, 1]: the share of wall time evals and samples may take (1 = never skip one)")
+        _check(self.gpus >= 1, "train.gpus", "must be at least 1")
+        _check_choice(self.scheduler, SCHEDULERS, "train.scheduler")
+        _check_choice(self.optimizer, OPTIMIZERS, "train.optimizer")
 
 
 _SECTIONS = {"model": ModelConfig, "lora": LoraConfig, "data": DataConfig, "template": TemplateConfig,
@@ -184,6 +211,14 @@ class RunConfig:
             raw[parts[0]][parts[1]] = _parse_value(text)
         return RunConfig.from_dict(raw)
 
+    def with_local_paths_resolved(self) -> RunConfig:
+        """The config with a model or dataset that names a local file or folder made absolute, so the saved
+        config means the same thing from any directory; hub ids and "demo" stay as they are."""
+        return dataclasses.replace(
+            self, model=dataclasses.replace(self.model, name=_absolute_if_local(self.model.name)),
+            data=dataclasses.replace(self.data, dataset=self.data.dataset if self.data.dataset == "demo"
+                                     else _absolute_if_local(self.data.dataset)))
+
     # -- saving ---------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -194,6 +229,11 @@ class RunConfig:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_toml(), encoding="utf-8")
+
+
+def _absolute_if_local(name: str) -> str:
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else name
 
 
 def _parse_value(text: str) -> Any:

@@ -19,12 +19,16 @@ from studio.run_state import EMITTED
 
 # type -> fields it carries besides type/step/time
 EVENT_FIELDS = {
-    "step": ("loss", "lr", "grad_norm", "tokens_per_s", "memory_mb", "epoch"),
+    # tokens_per_s and memory_mb are summed over processes; memory_max_mb is the largest one's.
+    "step": ("loss", "lr", "grad_norm", "tokens_per_s", "memory_mb", "memory_max_mb", "epoch", "step_time_s",
+             "eta_s", "observe_share"),
     "eval": ("eval_loss", "perplexity", "style_loss"),
-    "sample": ("prompt", "response", "mode"),  # mode: greedy | sampled
+    "sample": ("prompt", "response", "mode", "index"),  # mode: greedy | sampled
     "checkpoint": ("path",),
     "status": ("state", "reason"),  # state: one of run_state.EMITTED
     "error": ("message",),
+    "setup": ("device", "dtype", "precision", "quantization", "processes", "trainable_params", "total_params"),
+    "resume": ("from_step",),  # events of later steps written before this one are superseded
 }
 
 Event = dict[str, Any]
@@ -113,11 +117,23 @@ def _parse_line(line: str) -> Event | None:
 
 
 def read_events(path: str | Path) -> list[Event]:
+    """The run's record as it stands: the steps a resume rolled back are left out (see `current`)."""
     path = Path(path)
     if not path.exists():
         return []
     with open(path, encoding="utf-8") as f:
-        return [e for e in map(_parse_line, f) if e is not None]
+        return current([e for e in map(_parse_line, f) if e is not None])
+
+
+def current(events: list[Event]) -> list[Event]:
+    """Drop what a resume superseded: the events of steps after the checkpoint it resumed from,
+    written before the resume (a resumed run trains those steps again and writes them anew)."""
+    kept: list[Event] = []
+    for event in events:
+        if event["type"] == "resume":
+            kept = [e for e in kept if e.get("step", 0) <= event["from_step"]]
+        kept.append(event)
+    return kept
 
 
 class EventFollower:

@@ -8,19 +8,25 @@ from collections.abc import Callable, Sequence
 import torch
 
 from studio import templates
+from studio.controls import Interrupted
 
 STYLE_PROMPT = "Tell me something wise."  # the neutral question the style paragraph answers
 
 
 @torch.no_grad()
-def mean_token_loss(model, batches: Sequence[dict[str, torch.Tensor]]) -> float | None:
-    """Cross-entropy averaged over every label token of every batch (not a mean of batch means)."""
+def mean_token_loss(model, batches: Sequence[dict[str, torch.Tensor]],
+                    should_stop: Callable[[], bool] | None = None) -> float | None:
+    """Cross-entropy averaged over every label token of every batch (not a mean of batch means).
+
+    Raises Interrupted between batches when `should_stop` says a pause or stop waits."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
     try:
         for batch in batches:
+            if should_stop is not None and should_stop():
+                raise Interrupted()
             batch = {k: v.to(device) for k, v in batch.items()}
             # The model averages over its shifted label tokens; weight it back by their count.
             n = int((batch["labels"][:, 1:] != -100).sum())
@@ -52,8 +58,8 @@ class HeldOutEvaluator:
         self.batches = [collate(rows[i:i + batch_size]) for i in range(0, len(rows), batch_size)]
         self.style = style
 
-    def __call__(self, model) -> dict[str, float | None]:
-        eval_loss = mean_token_loss(model, self.batches)
-        style_loss = mean_token_loss(model, [self.style]) if self.style is not None else None
+    def __call__(self, model, should_stop: Callable[[], bool] | None = None) -> dict[str, float | None]:
+        eval_loss = mean_token_loss(model, self.batches, should_stop)
+        style_loss = mean_token_loss(model, [self.style], should_stop) if self.style is not None else None
         perplexity = math.exp(min(eval_loss, 50.0)) if eval_loss is not None else None
         return {"eval_loss": eval_loss, "perplexity": perplexity, "style_loss": style_loss}

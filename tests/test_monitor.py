@@ -200,7 +200,7 @@ def tiny_config(model_dir: Path, **train) -> RunConfig:
     return RunConfig().with_overrides(
         [f"model.name={json.dumps(str(model_dir))}", "data.max_length=128", "train.batch_size=4",
          "train.warmup_steps=0", "train.learning_rate=0.01", "train.sample_prompts=2",
-         "train.sample_max_new_tokens=8", "train.save_every=0"]
+         "train.sample_max_new_tokens=8", "train.save_every=0", "train.observe_budget=1.0"]
         + [f"train.{key}={json.dumps(value)}" for key, value in train.items()])
 
 

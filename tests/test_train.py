@@ -29,7 +29,7 @@ def tiny_config(model_dir: Path, data: Path, **train) -> RunConfig:
     cfg = RunConfig()
     cfg = cfg.with_overrides([f"model.name={json.dumps(str(model_dir))}", f"data.dataset={json.dumps(str(data))}",
                               "data.response_column=answer", "data.max_length=64", "lora.dropout=0.1",
-                              "train.learning_rate=0.05", "train.batch_size=4", "train.warmup_steps=0",
+                              "train.learning_rate=0.05", "train.batch_size=4", "train.warmup_steps=0", "train.observe_budget=1.0",
                               "train.sample_prompts=2", "train.sample_max_new_tokens=8"]
                              + [f"train.{k}={json.dumps(v)}" for k, v in train.items()])
     return cfg
@@ -167,23 +167,6 @@ def test_resume_refuses_changed_data_and_shows_the_difference(tiny_model_dir, qa
     assert "dataset changed" in again.error and "start a new run" in again.error
 
 
-def test_resume_skips_a_half_written_checkpoint(tmp_path):
-    root = tmp_path / "checkpoints"
-    staged = checkpoints.staging_dir(root, 4)
-    staged.mkdir(parents=True)
-    (staged / "adapter_model.safetensors").write_bytes(b"weights")
-    checkpoints.finalize(staged, root, 4, checkpoints.Fingerprints({}, "d", "t", "k"))
-    (root / ".tmp-step-8-123").mkdir()  # killed mid-save: never renamed
-    corrupt = root / "step-6"
-    shutil.copytree(root / "step-4", corrupt)
-    (corrupt / "adapter_model.safetensors").write_bytes(b"torn")  # does not match its manifest
-
-    path, manifest = checkpoints.latest_valid(root)
-    assert path.name == "step-4" and manifest["step"] == 4
-    checkpoints.remove_stale_staging(root)
-    assert not (root / ".tmp-step-8-123").exists()
-
-
 def test_non_finite_steps_are_skipped_then_the_run_pauses(tiny_model_dir, qa_file, tmp_path):
     cfg = tiny_config(tiny_model_dir, qa_file, max_steps=200, eval_every=0, sample_every=0, save_every=0,
                       nan_pause_after=3)
@@ -235,3 +218,155 @@ def test_new_template_tokens_are_trained(tiny_model_dir, qa_file, tmp_path):
     assert stop_id >= 49152  # added to SmolLM2's vocabulary
     trainable = [n for n, p in run.hf.model.named_parameters() if p.requires_grad and "token" in n]
     assert trainable, "the new tokens' embeddings are not trainable"
+
+
+def test_a_resume_supersedes_the_steps_it_rolls_back(tiny_model_dir, qa_file, tmp_path):
+    """Before: events.jsonl kept the rolled-back steps (1,2,3,4,3,4,5), so charts got two values per step."""
+    from studio.runs import summarize
+
+    cfg = tiny_config(tiny_model_dir, qa_file, max_steps=8, eval_every=4, sample_every=0, save_every=4)
+    killed = run_to_end(cfg, tmp_path / "run")
+    shutil.rmtree(killed.paths.checkpoints / "step-8")  # as if killed at step 8 before its save
+    (killed.paths.adapter / "adapter_model.safetensors").unlink()
+    resumed = run_to_end(RunConfig.load(killed.paths.config), killed.paths.root, resume=True)
+    assert resumed.state == "finished", resumed.error
+
+    raw = [json.loads(line) for line in (killed.paths.events).read_text().splitlines()]
+    assert [e["step"] for e in raw if e["type"] == "step"] == [*range(1, 9), *range(5, 9)]
+    assert [e["from_step"] for e in raw if e["type"] == "resume"] == [4]
+    assert [e["step"] for e in events_of(killed.paths.root, "step")] == list(range(1, 9))
+    assert [e["step"] for e in events_of(killed.paths.root, "eval")] == [0, 4, 8]
+    assert summarize(killed.paths.root).step == 8
+
+
+def test_resume_never_starts_over_silently(tiny_model_dir, qa_file, tmp_path):
+    cfg = tiny_config(tiny_model_dir, qa_file, max_steps=4, eval_every=0, sample_every=0, save_every=2)
+    first = run_to_end(cfg, tmp_path / "run")
+    for checkpoint in checkpoints.list_checkpoints(first.paths.checkpoints):
+        (checkpoint / "adapter_model.safetensors").write_bytes(b"torn")
+    again = run_to_end(cfg, first.paths.root, resume=True)
+    assert again.state == "finished", again.error
+    errors = [e["message"] for e in events_of(first.paths.root, "error")]
+    assert any("none of the 2 checkpoints is valid" in m and "step 0" in m for m in errors), errors
+    assert [e["step"] for e in events_of(first.paths.root, "step")] == [1, 2, 3, 4]
+
+
+def test_old_checkpoints_are_pruned(tiny_model_dir, qa_file, tmp_path):
+    cfg = tiny_config(tiny_model_dir, qa_file, max_steps=8, eval_every=0, sample_every=0, save_every=2,
+                      keep_checkpoints=2)
+    run = run_to_end(cfg, tmp_path / "run")
+    assert [p.name for p in checkpoints.list_checkpoints(run.paths.checkpoints)] == ["step-6", "step-8"]
+    assert [e["path"].rsplit("/", 1)[1] for e in events_of(run.paths.root, "checkpoint")] == \
+        ["step-2", "step-4", "step-6", "step-8"]
+
+
+def slow_forward(run: TrainingRun, seconds: float) -> None:
+    """Each forward pass of the run's model sleeps: a generation or eval that would take minutes."""
+    run.hf.model.get_input_embeddings().register_forward_pre_hook(lambda module, args: time.sleep(seconds))
+
+
+@pytest.mark.parametrize("command, measuring", [("stop", "sample"), ("pause", "sample"), ("stop", "eval")])
+def test_controls_cut_evaluation_and_sampling_short(command, measuring, tiny_model_dir, qa_file, tmp_path):
+    """Before: a stop or pause during the step-0 samples waited for all of them (minutes on a CPU)."""
+    cfg = tiny_config(tiny_model_dir, qa_file, max_steps=20, save_every=0, sample_max_new_tokens=400,
+                      eval_every=1 if measuring == "eval" else 0, sample_every=1 if measuring == "sample" else 0)
+    if measuring == "eval":  # 29 held-out rows, one per batch: about 9 s of evaluation
+        cfg = cfg.with_overrides(["data.eval_fraction=0.8", "train.batch_size=1"])
+    run = TrainingRun(cfg, tmp_path / "run")
+    run.bus.subscribe(lambda e: e["type"] == "status" and e["state"] == "measuring" and slow_forward(run, 0.3))
+    run.start()
+    wait_for(lambda: run.state == "measuring")
+    time.sleep(0.5)
+    asked = time.monotonic()
+    getattr(run, command)()
+    wait_for(lambda: run.state in ("stopped", "paused"), timeout=30)
+    assert time.monotonic() - asked < 3, "the request waited for the measurement to finish"
+    assert run.step == 0 and not events_of(run.paths.root, "sample") and not events_of(run.paths.root, "eval")
+    assert any("cut short" in e["message"] for e in events_of(run.paths.root, "error"))
+    if command == "pause":
+        run.stop()
+    assert run.join(60) and run.state == "stopped"
+
+
+def test_observation_keeps_to_its_share_of_the_time(tiny_model_dir, qa_file, tmp_path):
+    cfg = tiny_config(tiny_model_dir, qa_file, max_steps=30, save_every=0, eval_every=2, sample_every=2,
+                      observe_budget=0.1)
+    run = TrainingRun(cfg, tmp_path / "run")
+    run.bus.subscribe(lambda e: e["type"] == "status" and e["state"] == "measuring" and e["step"] == 0
+                      and slow_forward(run, 0.01))
+    run.start()
+    assert run.join(300) and run.state == "finished", run.error
+    measured = sorted({e["step"] for e in events_of(run.paths.root, "eval")})
+    assert measured[0] == 0 and measured[-1] == 30 and len(measured) < 16, measured
+    reasons = [e["reason"] for e in events_of(run.paths.root, "status")]
+    assert any("skipped" in r and "observe_budget" in r for r in reasons)
+    last = events_of(run.paths.root, "step")[-1]
+    assert 0 < last["observe_share"] < 1
+
+
+def test_mixed_precision_comes_from_the_dtype_chosen_not_from_a_parameter(tiny_model_dir, qa_file, tmp_path,
+                                                                         monkeypatch):
+    """Before: QLoRA's preparation leaves every unquantized parameter in fp32, and the trainer read its
+    precision from the first parameter, so a bf16 QLoRA run trained in fp32."""
+    from studio import models
+
+    real_load = models.load_model
+
+    def prepared_like_qlora(cfg):
+        return real_load(type(cfg)(**{**cfg.__dict__, "dtype": "float32"}))  # every parameter fp32
+
+    monkeypatch.setattr(models, "load_model", prepared_like_qlora)
+    cfg = tiny_config(tiny_model_dir, qa_file, max_steps=1, eval_every=0, sample_every=0, save_every=0)
+    run = run_to_end(cfg.with_overrides(['model.dtype="bfloat16"']), tmp_path / "run")
+    assert run.state == "finished", run.error
+    assert run.hf.args.bf16 and not run.hf.args.fp16
+    assert events_of(run.paths.root, "setup")[0]["precision"] == "bf16"
+
+
+def test_fp16_overflow_steps_are_left_to_the_loss_scaler(tiny_model_dir, qa_file, tmp_path, monkeypatch):
+    """An inf gradient under fp16 loss scaling is an overflow the scaler skips; it never pauses the run."""
+    real_step = torch.optim.AdamW.step
+
+    def step_like_a_grad_scaler(self, *args, **kwargs):  # GradScaler.step: no update when a gradient overflowed
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        if all(torch.isfinite(g).all() for g in grads):
+            return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_like_a_grad_scaler)
+    cfg = tiny_config(tiny_model_dir, qa_file, max_steps=6, eval_every=0, sample_every=0, save_every=0,
+                      nan_pause_after=2)
+    run = TrainingRun(cfg, tmp_path / "run")
+
+    def overflow(event):
+        if event["type"] == "status" and event["state"] == "running" and event["reason"] == "started":
+            run.loss_scaling = lambda: True
+            lora = next(p for n, p in run.hf.model.named_parameters() if "lora_B" in n)
+            lora.register_hook(lambda grad: grad * float("inf") if run.step in (1, 2, 3) else grad)
+
+    run.bus.subscribe(overflow)
+    run.start()
+    assert run.join(120) and run.state == "finished", run.error
+    assert not events_of(run.paths.root, "error")
+
+
+def test_the_checkpoint_override_still_matches_transformers():
+    """The one private method the trainer overrides: fail loudly when transformers renames or stops calling it."""
+    import inspect
+
+    import transformers
+
+    assert list(inspect.signature(transformers.Trainer._save_checkpoint).parameters) == ["self", "model", "trial"]
+    assert "self._save_checkpoint(model, trial)" in inspect.getsource(transformers.Trainer._maybe_log_save_evaluate)
+
+
+def test_sampling_keeps_the_kv_cache_with_gradient_checkpointing(tiny_model_dir, smol_tokenizer):
+    from studio import models, sampling
+    from studio.config import ModelConfig
+
+    model = models.load_model(ModelConfig(name=str(tiny_model_dir), gradient_checkpointing=True))
+    model.train()
+    widths = []
+    model.get_input_embeddings().register_forward_hook(lambda m, args, out: widths.append(args[0].shape[1]))
+    sampling.generate(model, smol_tokenizer, [[{"role": "user", "content": "Hello there, how are you?"}]], 6)
+    assert widths[0] > 1 and set(widths[1:]) == {1}, widths  # one token a step after the prompt
+    assert model.training

@@ -10,7 +10,7 @@ from textual.widgets import Static
 from screens.shared import format_duration
 
 STATE_STYLES = {
-    "idle": "dim", "starting": "yellow", "loading": "yellow", "running": "bold green", "paused": "bold yellow",
+    "idle": "dim", "starting": "yellow", "loading": "yellow", "measuring": "yellow", "running": "bold green", "paused": "bold yellow",
     "stopped": "bold", "finished": "bold green", "failed": "bold red", "killed": "bold red",
 }
 
