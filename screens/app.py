@@ -32,7 +32,7 @@ from screens.shared import describe_error
 from screens.template_editor import TemplatePane
 from screens.tokenizer import TokenizerPane
 from screens.widgets.dialogs import HelpScreen, KeySection, QuitDialog
-from studio.cli import detach_terminal
+from studio.terminal import detach_terminal
 from studio.config import RunConfig
 from studio.paths import ASSETS
 

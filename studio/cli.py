@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
 from pathlib import Path
 
 from studio.config import DEFAULT_MODEL, ConfigError, RunConfig
+from studio.errors import StudioError
 from studio.paths import runs_dir
-from studio.run_state import RunState
+from studio.runs import RunPaths
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value, e.g. --set train.max_steps=50 (repeatable)")
     p.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/<name>)")
+    p.add_argument("--gpus", type=int, metavar="N",
+                   help="train data-parallel on N processes, one per GPU (= --set train.gpus=N)")
     p.set_defaults(func=train_command)
 
     p = sub.add_parser("resume", help="continue a run from its last valid checkpoint")
@@ -68,65 +69,48 @@ def main(argv: list[str] | None = None) -> int:
         return run_studio()
     try:
         return args.func(args) or 0
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+    except ConfigError as exc:  # a wrong value on the command line or in a config file
+        print(f"error: {exc}", file=sys.stderr)
         return 2
+    except StudioError as exc:  # something the user can fix: the message says what
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 # -- training -----------------------------------------------------------------------------------
 
 
 def train_command(args: argparse.Namespace) -> int:
-    cfg = RunConfig.load(args.config) if args.config else RunConfig()
-    cfg = cfg.with_overrides(args.overrides)
+    from studio import distributed, headless
     from studio.runs import new_run_dir
     from studio.train import TrainingRun
 
+    cfg = RunConfig.load(args.config) if args.config else RunConfig()
+    cfg = cfg.with_overrides(args.overrides + ([f"train.gpus={args.gpus}"] if args.gpus else []))
+    if distributed.world_size() > 1:  # one of the processes torchrun (or `launch`) started
+        distributed.init()
+        cfg = cfg.with_overrides([f"train.gpus={distributed.world_size()}"])  # what really trains it
+        run_dir = distributed.broadcast(args.run_dir or new_run_dir(cfg, runs_dir()))  # rank 0's name
+        return headless.drive(TrainingRun(cfg, run_dir))
     run_dir = args.run_dir or new_run_dir(cfg, runs_dir())
-    return _drive(TrainingRun(cfg, run_dir))
+    if cfg.train.gpus > 1:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.with_local_paths_resolved().save(RunPaths(run_dir).config)
+        return headless.launch(run_dir, cfg.train.gpus, resume=False)
+    return headless.drive(TrainingRun(cfg, run_dir))
 
 
 def resume_command(args: argparse.Namespace) -> int:
-    from studio.runs import RunError, load_config
+    from studio import distributed, headless
+    from studio.runs import load_config
     from studio.train import TrainingRun
 
-    try:
-        cfg = load_config(args.run_dir)
-    except RunError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    return _drive(TrainingRun(cfg, args.run_dir, resume=True))
-
-
-def detach_terminal() -> None:
-    """The terminal is gone (SIGHUP): point stdin/stdout/stderr at /dev/null so no read or write fails."""
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
-
-
-def _drive(run) -> int:
-    """Run in the foreground with a live progress line; signals stop it cleanly."""
-    from studio.progress import ProgressView
-
-    def on_signal(signum, _frame):
-        if signum == signal.SIGHUP:
-            view.detach()
-            detach_terminal()
-        else:
-            view.note(f"{signal.Signals(signum).name}: finishing the current step, then saving")
-        run.stop()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C aborts at once
-
-    with ProgressView(run) as view:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, on_signal)
-        run.start()
-        while not run.join(timeout=0.2):
-            pass
-    print(f"{run.state}: {run.paths.root}" + (f"\n{run.error}" if run.error else ""))
-    return 1 if run.state == RunState.FAILED else 0
+    cfg = load_config(args.run_dir)
+    if distributed.world_size() > 1:
+        distributed.init()
+    elif cfg.train.gpus > 1:
+        return headless.launch(args.run_dir, cfg.train.gpus, resume=True)
+    return headless.drive(TrainingRun(cfg, args.run_dir, resume=True))
 
 
 def runs_command(args: argparse.Namespace) -> int:
@@ -210,13 +194,13 @@ def export_command(args: argparse.Namespace) -> int:
         print("say what to export: --merge OUT and/or --push-to-hub REPO", file=sys.stderr)
         return 2
     try:
-        out = merge(args.run_dir, args.merge)
-        print(f"merged model written to {out}")
+        out, note = merge(args.run_dir, args.merge)
+        print(f"merged model written to {out}: {note}")
         if args.push_to_hub:
             url = push_to_hub(out, args.push_to_hub)
             print(f"pushed to {url}")
     except ExportError as exc:
-        print(f"export failed: {exc}", file=sys.stderr)
+        print(f"error: export failed: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -144,6 +144,10 @@ class EventFollower:
         self._offset = 0
         self._partial = ""
 
+    def skip_existing(self) -> None:
+        """Start from the end of what the file holds now."""
+        self._offset = self.path.stat().st_size if self.path.exists() else 0
+
     def poll(self) -> list[Event]:
         if not self.path.exists():
             return []

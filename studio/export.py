@@ -11,20 +11,25 @@ class ExportError(StudioError):
     """The export cannot be done; the message says why."""
 
 
-def merge(run_dir: Path, out: Path | None) -> Path:
-    """Merge the run's adapter into its base weights (peft merge_and_unload) and save model + tokenizer."""
-    from studio.runs import RunError, load_adapted_model
+def merge(run_dir: Path, out: Path | None) -> tuple[Path, str]:
+    """Merge the run's adapter into its base weights (peft merge_and_unload) and save model + tokenizer.
+
+    The merge runs on the CPU with the base unquantized, in the dtype the run trained in (bf16/fp16 stay
+    half precision rather than doubling in fp32); a 4-/8-bit run is merged into its dequantized base.
+    Returns the folder and a line saying what was merged into what."""
+    from studio.runs import load_adapted_model, trained_dtype
 
     out = Path(out) if out else Path(run_dir) / "merged"
-    try:
-        model, tokenizer = load_adapted_model(run_dir, device="cpu")
-    except RunError as exc:
-        raise ExportError(str(exc)) from None
+    dtype, quantization = trained_dtype(run_dir)
+    model, tokenizer = load_adapted_model(run_dir, device="cpu", dtype=dtype, quantization="none")
     merged = model.merge_and_unload()
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
-    return out
+    note = f"merged into {dtype} base weights"
+    if quantization != "none":
+        note += f" (the run trained a {quantization} QLoRA adapter; its base was loaded dequantized for the merge)"
+    return out, note
 
 
 def push_to_hub(folder: Path, repo: str) -> str:

@@ -259,7 +259,7 @@ def load_model(cfg: ModelConfig) -> PreTrainedModel:
         raise ModelError(f"{cfg.name}: no *.safetensors weights in {path}; the studio does not load pickled .bin "
                          "weights (they can run code): convert them to safetensors first")
     device, dtype = choose_device_dtype(cfg.device, cfg.dtype)
-    bits = _quantization_bits(cfg.quantization, device)
+    bits = quantization_bits(cfg.quantization, device)
     kwargs = {}
     if bits:
         kwargs["quantization_config"] = _bitsandbytes_config(bits, dtype)
@@ -280,7 +280,7 @@ def load_model(cfg: ModelConfig) -> PreTrainedModel:
     return model
 
 
-def _quantization_bits(quantization: str, device: torch.device) -> int:
+def quantization_bits(quantization: str, device: torch.device) -> int:
     """4, 8, or 0 for none; "auto" quantizes only where bitsandbytes can run (CUDA)."""
     if quantization == "none" or (quantization == "auto" and device.type != "cuda"):
         return 0

@@ -6,6 +6,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from studio.events import Event
+from studio.run_state import RunState
+
+
+def _number(value, spec: str) -> str:
+    """A value of an event formatted, or "-" (missing, or NaN written as text in the log)."""
+    return format(value, spec) if isinstance(value, (int, float)) else "-"
 
 
 def _duration(seconds: float | None) -> str:
@@ -17,34 +23,40 @@ def _duration(seconds: float | None) -> str:
 
 
 class ProgressView:
-    """Subscribes to a run's bus; rich keeps the line live from its own refresh thread."""
+    """Subscribes to a run's bus; rich keeps the line live from its own refresh thread. A view that is
+    not `shown` (a rank other than 0, a process whose launcher shows the progress) prints nothing."""
 
-    def __init__(self, run, console: Console | None = None) -> None:
-        self.run = run
+    def __init__(self, bus, max_steps: int, shown: bool = True, console: Console | None = None) -> None:
+        self.bus = bus
+        self.shown = shown
         self.console = console or Console(stderr=True)
         self.progress = Progress(
             TextColumn("[bold]{task.fields[state]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss [cyan]{task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
-            TextColumn("ETA {task.fields[eta]}"), console=self.console, transient=False,
+            TextColumn("ETA {task.fields[eta]}"), TextColumn("[dim]observing {task.fields[observe]}"),
+            console=self.console, transient=False,
         )
-        self.task = self.progress.add_task("train", total=run.cfg.train.max_steps, state="loading", loss="-",
-                                           tps="-", eta="--:--")
-        self._detached = False
+        self.task = self.progress.add_task("train", total=max_steps, state="loading", loss="-",
+                                           tps="-", eta="--:--", observe="-")
+        self._detached = not shown
 
     def __enter__(self) -> ProgressView:
-        self.progress.start()
-        self._unsubscribe = self.run.bus.subscribe(self.on_event)
+        if self.shown:
+            self.progress.start()
+            self._unsubscribe = self.bus.subscribe(self.on_event)
         return self
 
     def __exit__(self, *exc) -> None:
-        self._unsubscribe()
+        if self.shown:
+            self._unsubscribe()
         if not self._detached:
             self.progress.stop()
 
     def detach(self) -> None:
         """The terminal went away: stop drawing, keep training."""
-        self._detached = True
-        self.progress.live.auto_refresh = False
+        if not self._detached:
+            self._detached = True
+            self.progress.live.auto_refresh = False
 
     def note(self, text: str) -> None:
         if not self._detached:
@@ -53,11 +65,13 @@ class ProgressView:
     def on_event(self, event: Event) -> None:
         kind = event["type"]
         if kind == "step":
-            self.progress.update(self.task, completed=event["step"], loss=f"{event['loss']:.4f}",
-                                 tps=f"{event['tokens_per_s']:.0f}", eta=_duration(event.get("eta_s")))
+            self.progress.update(self.task, completed=event["step"], loss=_number(event.get("loss"), ".4f"),
+                                 tps=_number(event.get("tokens_per_s"), ".0f"), eta=_duration(event.get("eta_s")),
+                                 observe=_number(event.get("observe_share"), ".0%"))
         elif kind == "status":
             self.progress.update(self.task, state=event["state"])
-            if event.get("reason"):
+            routine = event["reason"] == "training" or (event["state"] == RunState.MEASURING and event["step"])
+            if event.get("reason") and not routine:  # not the measurements at every interval
                 self.note(f"[dim]{event['state']}:[/] {event['reason']}")
         elif kind == "eval":
             parts = [f"{k} {event[k]:.4f}" for k in ("eval_loss", "perplexity", "style_loss") if event.get(k) is not None]

@@ -201,8 +201,12 @@ def list_runs(root: Path) -> list[RunSummary]:
 # -- the trained model --------------------------------------------------------------------------
 
 
-def load_adapted_model(run_dir: Path, device: str | None = None):
-    """The run's base model with its adapter (the final one, else the newest checkpoint), in eval mode."""
+def load_adapted_model(run_dir: Path, **model_overrides):
+    """The run's base model with its adapter (the final one, else the newest checkpoint), in eval mode.
+    `model_overrides` replace fields of the run's model config (device, dtype, quantization)."""
+    import dataclasses
+    import pickle
+
     from peft import PeftModel
 
     from studio import checkpoints, models, templates
@@ -218,10 +222,26 @@ def load_adapted_model(run_dir: Path, device: str | None = None):
         adapter = latest[0]
     tokenizer = models.load_tokenizer(cfg.model.name, trust_remote_code=cfg.model.trust_remote_code)
     added = templates.apply_template(tokenizer, cfg.template)
-    model_cfg = cfg.model if device is None else type(cfg.model)(**{**cfg.model.__dict__, "device": device})
-    model = models.load_model(model_cfg)
+    model = models.load_model(dataclasses.replace(cfg.model, **model_overrides))
     if added:
         model.resize_token_embeddings(len(tokenizer))
-    model = PeftModel.from_pretrained(model, str(adapter))
+    try:
+        model = PeftModel.from_pretrained(model, str(adapter))
+    except pickle.UnpicklingError:
+        raise RunError(f"{adapter}: the adapter is a pickled .bin file, which torch refuses to load (weights_only: "
+                       "it could run code). Save it again as adapter_model.safetensors, or train the run "
+                       "again") from None
     model.eval()
     return model, tokenizer
+
+
+def trained_dtype(run_dir: Path) -> tuple[str, str]:
+    """The dtype the run's base weights were in while it trained, and its quantization, from its setup
+    event (runs older than that event: from the config; a quantized run computed in bfloat16)."""
+    cfg = load_config(run_dir)
+    setups = [e for e in read_events(RunPaths(Path(run_dir)).events) if e["type"] == "setup"]
+    if setups:
+        return setups[-1]["dtype"], setups[-1]["quantization"]
+    quantized = cfg.model.quantization in ("4bit", "8bit")
+    dtype = cfg.model.dtype if cfg.model.dtype != "auto" else "bfloat16" if quantized else "float32"
+    return dtype, cfg.model.quantization if quantized else "none"

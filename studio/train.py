@@ -304,7 +304,8 @@ class TrainingRun:
         self.evaluator = heldout.HeldOutEvaluator(data.eval, Collator(tokenizer, False, None), cfg.train.batch_size,
                                                   style)
         self._emit("setup", device=str(device), dtype=str(dtype).removeprefix("torch."), precision=precision,
-                   quantization=cfg.model.quantization, processes=distributed.world_size(),
+                   quantization=f"{bits}bit" if (bits := models.quantization_bits(cfg.model.quantization, device))
+                   else "none", processes=distributed.world_size(),
                    trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
                    total_params=sum(p.numel() for p in model.parameters()))
 

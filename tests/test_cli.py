@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -129,3 +130,85 @@ def test_control_command_reaches_a_live_run_and_refuses_a_dead_one(tiny_model_di
     assert proc.returncode == 0
     refused = run_cli("control", str(run_dir), "pause")
     assert refused.returncode == 1 and "studio resume" in refused.stderr
+
+
+def adapter_sha256(run_dir: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256((run_dir / "adapter" / "adapter_model.safetensors").read_bytes()).hexdigest()
+
+
+def test_one_seed_gives_the_same_run_in_two_processes(tiny_model_dir, qa_file, tmp_path):
+    """Before: LoRA's initial weights came from an unseeded generator, so losses differed from step 2 on."""
+    runs = []
+    for name in ("first", "second"):
+        done = run_cli("train", *studio_args(tiny_model_dir, qa_file, 3), "--set", "train.seed=42",
+                       "--run-dir", str(tmp_path / name))
+        assert done.returncode == 0, done.stderr
+        runs.append(tmp_path / name)
+    losses = [[e["loss"] for e in read_events(r / "events.jsonl") if e["type"] == "step"] for r in runs]
+    assert len(losses[0]) == 3 and losses[0] == losses[1]
+    assert adapter_sha256(runs[0]) == adapter_sha256(runs[1])
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_model_dir, qa_file, tmp_path_factory) -> Path:
+    """A finished run, trained from its own folder with relative model and data paths."""
+    home = tmp_path_factory.mktemp("relative")
+    shutil.copytree(tiny_model_dir, home / "tiny")
+    shutil.copy(qa_file, home / "qa.jsonl")
+    args = [a.replace(str(tiny_model_dir), "tiny").replace(str(qa_file), "qa.jsonl")
+            for a in studio_args(tiny_model_dir, qa_file, 2)]
+    done = subprocess.run([sys.executable, "-m", "studio.cli", "train", *args, "--run-dir", "run"], cwd=home,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return home / "run"
+
+
+def test_a_run_trained_with_relative_paths_exports_from_anywhere(trained_run, tmp_path):
+    """Before: config.toml kept "tiny" and "qa.jsonl" as typed; from another directory they looked like hub ids."""
+    exported = subprocess.run([sys.executable, "-m", "studio.cli", "export", str(trained_run), "--merge",
+                               str(tmp_path / "merged")], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert exported.returncode == 0, exported.stderr
+    assert "merged into float32 base weights" in exported.stdout
+
+
+def test_a_qlora_run_merges_into_its_dequantized_half_precision_base(trained_run, tmp_path):
+    """Before: export kept the run's 4-bit quantization on the CPU and failed ("4-bit QLoRA needs a CUDA GPU")."""
+    from safetensors import safe_open
+
+    run = tmp_path / "qlora-run"
+    shutil.copytree(trained_run, run)
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace('quantization = "none"', 'quantization = "4bit"'))
+    events = run / "events.jsonl"  # as the run recorded it on its GPU
+    events.write_text(events.read_text().replace('"dtype": "float32", "precision": "fp32", "quantization": "none"',
+                                                 '"dtype": "bfloat16", "precision": "bf16", "quantization": "4bit"'))
+    exported = run_cli("export", str(run), "--merge", str(tmp_path / "merged"))
+    assert exported.returncode == 0, exported.stderr
+    assert "bfloat16" in exported.stdout and "dequantized" in exported.stdout
+    with safe_open(tmp_path / "merged" / "model.safetensors", "pt") as weights:
+        assert weights.get_tensor(next(iter(weights.keys()))).dtype.is_floating_point
+        assert {str(weights.get_tensor(k).dtype) for k in weights.keys()} == {"torch.bfloat16"}
+
+
+def test_mistakes_are_one_line_errors_not_tracebacks(trained_run, tmp_path):
+    """Before: a run whose model is gone, or a pickled adapter, ended `studio chat`/`export` in a traceback."""
+    import torch
+
+    moved = tmp_path / "moved-model"
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace(str(trained_run.parent / "tiny"), str(moved)))
+    for command in (["chat", str(run)], ["export", str(run), "--merge", str(tmp_path / "m")]):
+        failed = run_cli(*command)
+        assert failed.returncode == 1 and failed.stderr.startswith("error:"), failed.stderr
+        assert "Traceback" not in failed.stderr and str(moved) in failed.stderr
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(trained_run, pickled)
+    (pickled / "adapter" / "adapter_model.safetensors").unlink()
+    torch.save({"weights": torch.nn.Linear(2, 2)}, pickled / "adapter" / "adapter_model.bin")  # not weights-only
+    failed = run_cli("export", str(pickled), "--merge", str(tmp_path / "m2"))
+    assert failed.returncode == 1 and "pickled" in failed.stderr and "Traceback" not in failed.stderr
