@@ -180,9 +180,19 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _child(name: str, s: dict, queue) -> None:
+def quiet() -> None:
+    """No hub, and none of datasets' and transformers' progress bars in the bench's output."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.disable_progress_bar()
+
+
+def _child(name: str, s: dict, queue) -> None:
+    quiet()
     result = {"studio": run_studio, "trl": run_trl, "naive": run_naive}[name](s)
     result["peak_mb"] = peak_memory_mb()
     queue.put(result)
