@@ -130,8 +130,9 @@ class TrainConfig:
     sample_prompts: int = 4  # K fixed held-out questions sampled at each sample step
     sample_max_new_tokens: int = 64
     sample_temperature: float = 0.7
+    batch_tokens: int = 0  # when set, batches hold up to this many tokens (padded size) instead of batch_size rows
     group_by_length: bool = False
-    packing: bool = False
+    packing: bool = True  # padding-free: a batch's rows concatenated, never attending to each other
     nan_pause_after: int = 3  # consecutive non-finite steps that pause the run
     observe_budget: float = 0.1  # the most of the wall time evals and samples may take; later ones are skipped
     gpus: int = 1  # processes training data-parallel (one per GPU; on a CPU-only machine, CPU processes)
@@ -142,6 +143,8 @@ class TrainConfig:
         _check(self.warmup_steps >= 0, "train.warmup_steps", "must be 0 or more")
         _check(self.batch_size >= 1, "train.batch_size", "must be at least 1")
         _check(self.grad_accum >= 1, "train.grad_accum", "must be at least 1")
+        _check(self.batch_tokens >= 0, "train.batch_tokens", "must be 0 (batches of batch_size rows) or a number "
+                                                             "of tokens per batch")
         _check(self.max_grad_norm > 0, "train.max_grad_norm", "must be positive")
         for name in ("eval_every", "sample_every", "save_every"):
             _check(getattr(self, name) >= 0, f"train.{name}", "must be 0 (off) or a number of steps")

@@ -30,6 +30,7 @@ import transformers
 from transformers import TrainerCallback
 
 from studio import checkpoints, distributed, heldout, models, runs, sampling, templates
+from studio.batching import TokenBudgetBatches
 from studio.config import RunConfig
 from studio.controls import Controls, Interrupted
 from studio.data import prepare
@@ -64,6 +65,27 @@ def memory_mb(device: torch.device) -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+@torch.no_grad()
+def packing_keeps_rows_apart(model) -> bool:
+    """Whether this model, with its attention implementation, keeps packed rows apart: two short rows
+    packed into one sequence must give the logits each gives alone. Checked on the real model, since
+    not every architecture reads row boundaries from position_ids."""
+    rows = [[11, 12, 13, 14, 15], [21, 22, 23]]
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        alone = [model(input_ids=torch.tensor([row], device=device), use_cache=False).logits[0].float()
+                 for row in rows]
+        positions = [p for row in rows for p in range(len(row))]
+        packed = model(input_ids=torch.tensor([rows[0] + rows[1]], device=device),
+                       position_ids=torch.tensor([positions], device=device), use_cache=False).logits[0].float()
+    finally:
+        model.train(was_training)
+    expected = torch.cat(alone)
+    return bool((packed - expected).abs().max() <= 2e-2 * expected.abs().max() + 1e-4)
+
+
 def trainable_weights_finite(model) -> bool:
     """NaN weights are never saved: checked before every checkpoint and the adapter."""
     return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad)
@@ -72,11 +94,12 @@ def trainable_weights_finite(model) -> bool:
 class Collator:
     """Pads a batch to its longest row (or packs it), from the input_ids and labels columns only."""
 
-    def __init__(self, tokenizer, packing: bool, pad_to_multiple_of: int | None) -> None:
+    def __init__(self, tokenizer, packing: bool, pad_to_multiple_of: int | None, flash: bool = False) -> None:
         if packing:
             # Padding-free packing: rows concatenated, position_ids restart per row; transformers'
-            # masks keep the rows from attending to each other.
-            self._collate = transformers.DataCollatorWithFlattening(return_position_ids=True)
+            # masks (flash attention: the sequence boundaries) keep the rows from attending to each other.
+            self._collate = transformers.DataCollatorWithFlattening(return_position_ids=True,
+                                                                    return_flash_attn_kwargs=flash)
         else:
             self._collate = transformers.DataCollatorForSeq2Seq(
                 tokenizer, padding=True, label_pad_token_id=-100, pad_to_multiple_of=pad_to_multiple_of)
@@ -117,6 +140,15 @@ class StudioTrainer(transformers.Trainer):
         super().__init__(*args, **kwargs)
         self.studio_run = studio_run
         self.step_totals = StepTotals()
+
+    def get_train_dataloader(self):
+        """Batches by token budget when train.batch_tokens is set; else transformers' own (batch_size rows)."""
+        t = self.studio_run.cfg.train
+        if not t.batch_tokens:
+            return super().get_train_dataloader()
+        batches = TokenBudgetBatches(self.train_dataset["length"], t.batch_tokens, self.studio_run.packing, t.seed)
+        return self.accelerator.prepare(torch.utils.data.DataLoader(
+            self.train_dataset, batch_sampler=batches, collate_fn=self.data_collator, num_workers=0))
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
@@ -190,6 +222,7 @@ class TrainingRun:
         self.device: torch.device | None = None
         self.evaluator: heldout.HeldOutEvaluator | None = None
         self.sample_chats: list[list[dict]] = []
+        self.packing = False  # padding-free batches (train.packing, where the model keeps packed rows apart)
         self.fingerprints: checkpoints.Fingerprints | None = None
         # Time: training (between step begin and end, less pauses) and observing (evals, samples).
         self._step_started = 0.0
@@ -291,6 +324,10 @@ class TrainingRun:
         # Seeded before the model is made: LoRA's initial weights come from the global generator.
         transformers.set_seed(cfg.train.seed)
         model = models.load_model(cfg.model)
+        # No KV cache while training: it is of no use there, and with one transformers stops reading packed
+        # rows' boundaries from position_ids, so packed rows would attend to each other. Generation asks
+        # for the cache itself.
+        model.config.use_cache = False
         trainable_tokens = None
         if added:
             model.resize_token_embeddings(len(tokenizer))
@@ -298,6 +335,11 @@ class TrainingRun:
         model = models.add_lora(model, cfg.lora, trainable_token_indices=trainable_tokens)
         device, dtype = models.choose_device_dtype(cfg.model.device, cfg.model.dtype)
         precision = models.precision(device, dtype)
+        self.packing = packing = cfg.train.packing and packing_keeps_rows_apart(model)
+        if cfg.train.packing and not packing:
+            self._emit("status", state=RunState.LOADING, reason=(
+                f"packing is off: with {type(model.get_base_model()).__name__} and its attention, packed rows "
+                "would attend to each other; training on length-grouped padded batches instead"))
         self.device, self.tokenizer = device, tokenizer
         self.sample_chats = data.eval_questions[: cfg.train.sample_prompts]
         style = heldout.style_batch(tokenizer, data.style_text, cfg.data.max_length) if data.style_text else None
@@ -335,14 +377,15 @@ class TrainingRun:
             disable_tqdm=True,
             dataloader_num_workers=0,  # never fork from a multi-threaded app
             remove_unused_columns=False,
-            train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+            train_sampling_strategy="group_by_length" if t.group_by_length or t.packing != packing else "random",
             length_column_name="length",
             use_cpu=device.type == "cpu",
             bf16=precision == "bf16",
             fp16=precision == "fp16",
             ddp_find_unused_parameters=False,
         )
-        collator = Collator(tokenizer, t.packing, 8 if device.type == "cuda" else None)
+        flash = str(getattr(model.config, "_attn_implementation", "")).startswith("flash")
+        collator = Collator(tokenizer, packing, 8 if device.type == "cuda" else None, flash)
         self.hf = StudioTrainer(model=model, args=args, train_dataset=data.train, data_collator=collator,
                                 processing_class=tokenizer, callbacks=[_Hooks(self)], studio_run=self)
         self.hf.remove_callback(transformers.trainer_callback.PrinterCallback)  # our events replace its prints

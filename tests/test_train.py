@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import DataCollatorWithFlattening
 
 from studio import checkpoints
 from studio.config import RunConfig
@@ -201,7 +202,8 @@ def test_failed_setup_is_reported_not_raised(qa_file, tmp_path):
     assert events_of(run.paths.root, "status")[-1]["state"] == "failed"
 
 
-@pytest.mark.parametrize("option", ["train.packing=true", "train.group_by_length=true", "template.preset=\"human-bot\""])
+@pytest.mark.parametrize("option", ["train.packing=false", "train.group_by_length=true", "train.batch_tokens=200",
+                                    "template.preset=\"human-bot\""])
 def test_training_options_run_end_to_end(option, tiny_model_dir, qa_file, tmp_path):
     cfg = tiny_config(tiny_model_dir, qa_file, max_steps=3, eval_every=3, sample_every=0, save_every=0)
     run = run_to_end(cfg.with_overrides([option]), tmp_path / "run")
@@ -370,3 +372,68 @@ def test_sampling_keeps_the_kv_cache_with_gradient_checkpointing(tiny_model_dir,
     sampling.generate(model, smol_tokenizer, [[{"role": "user", "content": "Hello there, how are you?"}]], 6)
     assert widths[0] > 1 and set(widths[1:]) == {1}, widths  # one token a step after the prompt
     assert model.training
+
+
+def test_a_packed_batch_gives_each_row_the_loss_it_has_padded(tiny_model_dir, smol_tokenizer):
+    import torch.nn.functional as F
+
+    from studio import models
+    from studio.config import DataConfig, ModelConfig
+    from studio.data import prepare
+    from studio.train import Collator, packing_keeps_rows_apart
+
+    model = models.load_model(ModelConfig(name=str(tiny_model_dir))).eval()
+    model.config.use_cache = False  # as the trainer sets it
+    assert packing_keeps_rows_apart(model)
+    rows = list(prepare(DataConfig(), smol_tokenizer).train.select(range(5)))  # the demo: varied lengths
+    assert len({len(r["input_ids"]) for r in rows}) > 1  # rows of different lengths: padding matters
+
+    def row_losses(batch) -> list[float]:
+        with torch.no_grad():
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
+        labels = batch["labels"]
+        losses = F.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:], reduction="none", ignore_index=-100)
+        return losses, labels[:, 1:] != -100
+
+    padded_losses, padded_mask = row_losses(Collator(smol_tokenizer, False, None)(rows))
+    padded = [float(padded_losses[i][padded_mask[i]].mean()) for i in range(len(rows))]
+    packed_losses, packed_mask = row_losses(Collator(smol_tokenizer, True, None)(rows))
+    starts = [0]
+    for r in rows:
+        starts.append(starts[-1] + len(r["input_ids"]))
+    packed = [float(packed_losses[0][a:b - 1][packed_mask[0][a:b - 1]].mean()) for a, b in zip(starts, starts[1:])]
+    assert packed == pytest.approx(padded, abs=1e-5)
+
+
+def test_packing_is_the_default_and_falls_back_where_rows_would_mix(tiny_model_dir, qa_file, tmp_path,
+                                                                     monkeypatch):
+    from studio import train
+
+    cfg = tiny_config(tiny_model_dir, qa_file, max_steps=2, eval_every=0, sample_every=0, save_every=0)
+    assert cfg.train.packing
+    packed = run_to_end(cfg, tmp_path / "packed")
+    assert packed.packing and isinstance(packed.hf.data_collator._collate, DataCollatorWithFlattening)
+    assert packed.hf.model.config.use_cache is False  # with a cache, transformers lets packed rows mix
+
+    monkeypatch.setattr(train, "packing_keeps_rows_apart", lambda model: False)
+    fallback = run_to_end(cfg, tmp_path / "fallback")
+    assert fallback.state == "finished" and not fallback.packing
+    assert fallback.hf.args.train_sampling_strategy == "group_by_length"
+    assert any("packing is off" in e["reason"] for e in events_of(fallback.paths.root, "status"))
+
+
+def test_token_budget_batches_hold_their_budget_and_every_row_once():
+    from studio.batching import TokenBudgetBatches
+
+    lengths = [int(20 + (i * 37) % 400) for i in range(300)]
+    for packed in (True, False):
+        batches = TokenBudgetBatches(lengths, budget=1024, packed=packed, seed=3)
+        first = list(batches)
+        batches.set_epoch(1)
+        second = list(batches)
+        assert len(first) == len(second) == len(batches) and first != second
+        assert sorted(i for b in first for i in b) == list(range(300))
+        for batch in first:
+            size = sum(lengths[i] for i in batch) if packed else len(batch) * max(lengths[i] for i in batch)
+            assert size <= 1024 or len(batch) == 1
+        assert list(TokenBudgetBatches(lengths, 1024, packed, seed=3)) == first  # same seed, same batches
