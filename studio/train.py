@@ -226,10 +226,10 @@ class TrainingRun:
         self.fingerprints: checkpoints.Fingerprints | None = None
         # Time: training (between step begin and end, less pauses) and observing (evals, samples).
         self._step_started = 0.0
+        self._first_step = 0  # the step this process started (or resumed) from
         self._train_s = 0.0
         self._observe_s = 0.0
         self._observe_cost = {"eval": 0.0, "sample": 0.0}  # seconds the last one took
-        self._since_step_event = (0.0, 0.0)  # train seconds and tokens since the last step event
         self._step_values: dict[str, float] = {}  # the guard's host read of this step: loss, tokens, grad norm, lr
         self._non_finite_in_a_row = 0
         self._pause_reason = ""
@@ -413,7 +413,7 @@ class TrainingRun:
         if diffs:
             raise ResumeRefused(f"{path} was trained on something else:\n  " + "\n  ".join(diffs)
                                 + "\nput the old values back, or start a new run")
-        self.step = manifest["step"]
+        self.step = self._first_step = manifest["step"]
         self._emit("resume", from_step=self.step)
         return path
 
@@ -520,8 +520,9 @@ class TrainingRun:
 
     def _after_step(self, state, control) -> None:
         self.step = step = state.global_step
-        self._train_s += time.perf_counter() - self._step_started
-        self._emit_step(state)
+        step_seconds = time.perf_counter() - self._step_started
+        self._train_s += step_seconds
+        self._emit_step(state, step_seconds)
         t = self.cfg.train
         evaluate = self._observation_due("eval", t.eval_every, step)
         sample = self._observation_due("sample", t.sample_every, step)
@@ -531,20 +532,17 @@ class TrainingRun:
             self._set_state(RunState.RUNNING, reason="training")
         self._obey(self.controls.take(), control)
 
-    def _emit_step(self, state) -> None:
+    def _emit_step(self, state, seconds: float) -> None:
         values = self._step_values
-        seconds, tokens = self._since_step_event
-        seconds, tokens = self._train_s - seconds, values.get("tokens", 0.0) + tokens
-        self._since_step_event = (self._train_s, 0.0)
         memory = memory_mb(self.device)
         memory_sum, = distributed.all_reduce([memory])
         memory_max, = distributed.all_reduce([memory], op="max")
-        step_time = seconds  # one step per event
         wall = self._train_s + self._observe_s
         self._emit("step", loss=values.get("loss"), lr=values.get("lr"), grad_norm=values.get("grad_norm"),
-                   tokens_per_s=tokens / max(seconds, 1e-9), memory_mb=memory_sum, memory_max_mb=memory_max,
-                   epoch=state.epoch, step_time_s=step_time,
-                   eta_s=step_time * (self.cfg.train.max_steps - state.global_step),
+                   tokens_per_s=values.get("tokens", 0.0) / max(seconds, 1e-9), memory_mb=memory_sum,
+                   memory_max_mb=memory_max, epoch=state.epoch, step_time_s=seconds,
+                   eta_s=wall / max(state.global_step - self._first_step, 1) * (self.cfg.train.max_steps
+                                                                               - state.global_step),
                    observe_share=self._observe_s / wall if wall else 0.0)
 
     def _obey(self, requests: set[str], control) -> None:
