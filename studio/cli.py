@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help=f"chat with a base model instead (e.g. {DEFAULT_MODEL})")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--repetition-penalty", type=float, default=1.1,
+                   help="above 1 discourages the loops small models fall into (default 1.1; 1 = off)")
     p.set_defaults(func=chat_command)
 
     p = sub.add_parser("export", help="write a merged standalone model, or push it to the hub")
@@ -168,7 +170,8 @@ def chat_command(args: argparse.Namespace) -> int:
         tokenizer = models.load_tokenizer(args.model)
         model = models.load_model(ModelConfig(name=args.model))
         label = args.model
-    print(f"chatting with {label}. /reset clears the history, Ctrl-D quits.")
+    print(f"chatting with {label} (temperature {args.temperature or 'greedy'}, repetition_penalty "
+          f"{args.repetition_penalty}). /reset clears the history, Ctrl-D quits.")
     history: list[dict[str, str]] = []
     while True:
         try:
@@ -182,7 +185,8 @@ def chat_command(args: argparse.Namespace) -> int:
         if not text:
             continue
         history.append({"role": "user", "content": text})
-        answer = sampling.generate(model, tokenizer, [history], args.max_new_tokens, args.temperature or None)[0]
+        answer = sampling.generate(model, tokenizer, [history], args.max_new_tokens, args.temperature or None,
+                                   repetition_penalty=args.repetition_penalty)[0]
         history.append({"role": "assistant", "content": answer})
         print(f"model> {answer}")
 

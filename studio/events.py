@@ -23,7 +23,7 @@ EVENT_FIELDS = {
     "step": ("loss", "lr", "grad_norm", "tokens_per_s", "memory_mb", "memory_max_mb", "epoch", "step_time_s",
              "eta_s", "observe_share"),
     "eval": ("eval_loss", "perplexity", "style_loss"),
-    "sample": ("prompt", "response", "mode", "index"),  # mode: greedy | sampled
+    "sample": ("prompt", "response", "mode", "index", "repeats"),  # mode: greedy | sampled; repeats: a loop's count
     "checkpoint": ("path",),
     "status": ("state", "reason"),  # state: one of run_state.EMITTED
     "error": ("message",),

@@ -6,6 +6,7 @@ A long generation gives way to a pause or stop: `should_stop` is asked after eve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import torch
@@ -16,6 +17,21 @@ from studio.controls import Interrupted
 
 Messages = list[dict[str, str]]
 ShouldStop = Callable[[], bool]
+LOOP_REPEATS = 3  # an n-gram said this many times back to back is a loop ("they are, they are, they are")
+
+
+def repeats(text: str, longest_ngram: int = 8) -> int:
+    """How many times the most repeated run of words is said back to back, when that is a loop
+    (LOOP_REPEATS or more), else 0."""
+    words = re.findall(r"\w+", text.lower())
+    most = 1
+    for n in range(1, longest_ngram + 1):
+        for start in range(len(words) - 2 * n + 1):
+            gram, count = words[start:start + n], 1
+            while words[start + count * n:start + (count + 1) * n] == gram:
+                count += 1
+            most = max(most, count)
+    return most if most >= LOOP_REPEATS else 0
 
 
 class _GiveWay(StoppingCriteria):
@@ -45,10 +61,10 @@ class _GreedyRows(LogitsProcessor):
 
 def generate(model, tokenizer, chats: Sequence[Messages], max_new_tokens: int = 64,
              temperature: float | None = None, seed: int | None = None,
-             should_stop: ShouldStop | None = None) -> list[str]:
+             should_stop: ShouldStop | None = None, repetition_penalty: float | None = None) -> list[str]:
     """Answer each chat (its last turn is the user's); greedy when temperature is None."""
     return _generate(model, tokenizer, list(chats), [temperature is None] * len(chats), max_new_tokens,
-                     temperature, seed, should_stop)
+                     temperature, seed, should_stop, repetition_penalty)
 
 
 def greedy_and_sampled(model, tokenizer, chats: Sequence[Messages], max_new_tokens: int, temperature: float,
@@ -62,7 +78,8 @@ def greedy_and_sampled(model, tokenizer, chats: Sequence[Messages], max_new_toke
 
 @torch.no_grad()
 def _generate(model, tokenizer, chats: list[Messages], greedy: list[bool], max_new_tokens: int,
-              temperature: float | None, seed: int | None, should_stop: ShouldStop | None) -> list[str]:
+              temperature: float | None, seed: int | None, should_stop: ShouldStop | None,
+              repetition_penalty: float | None = None) -> list[str]:
     """Prompts are left-padded into one batch: batch 8 gave ~4x the throughput of one at a time, and
     the cache stays on even when training uses gradient checkpointing (the model is in eval mode)."""
     if not chats:
@@ -79,6 +96,8 @@ def _generate(model, tokenizer, chats: list[Messages], greedy: list[bool], max_n
         options = {"do_sample": True, "temperature": temperature, "top_p": 0.95}
         if any(greedy):
             options["logits_processor"] = LogitsProcessorList([_GreedyRows(torch.tensor(greedy))])
+    if repetition_penalty:
+        options["repetition_penalty"] = repetition_penalty
     give_way = _GiveWay(should_stop) if should_stop is not None else None
     if give_way is not None:
         options["stopping_criteria"] = StoppingCriteriaList([give_way])

@@ -460,7 +460,8 @@ class TrainingRun:
                                                       should_stop)
         for mode, answers in (("greedy", greedy), ("sampled", sampled)):
             for index, (chat, answer) in enumerate(zip(self.sample_chats, answers)):
-                self._emit("sample", prompt=chat[-1]["content"], response=answer, mode=mode, index=index)
+                self._emit("sample", prompt=chat[-1]["content"], response=answer, mode=mode, index=index,
+                           repeats=sampling.repeats(answer))
 
     def _observation_due(self, kind: str, every: int, step: int) -> bool:
         """At its interval, unless it would push observation past its share of the wall time; the

@@ -61,6 +61,7 @@ def test_loss_goes_down_and_every_event_is_recorded(tiny_model_dir, qa_file, tmp
     samples = events_of(run.paths.root, "sample")
     assert {(e["step"], e["mode"], e["index"]) for e in samples} == {
         (s, m, i) for s in (0, 10, 20) for m in ("greedy", "sampled") for i in (0, 1)}
+    assert all(isinstance(e["repeats"], int) for e in samples)
     states = [e["state"] for e in events_of(run.paths.root, "status")]
     assert states[0] == "loading" and "running" in states and states[-1] == "finished"
     assert (run.paths.adapter / "adapter_model.safetensors").exists()
@@ -437,3 +438,15 @@ def test_token_budget_batches_hold_their_budget_and_every_row_once():
             size = sum(lengths[i] for i in batch) if packed else len(batch) * max(lengths[i] for i in batch)
             assert size <= 1024 or len(batch) == 1
         assert list(TokenBudgetBatches(lengths, 1024, packed, seed=3)) == first  # same seed, same batches
+
+
+@pytest.mark.parametrize("text, count", [
+    ("Tools, they are, they are, they are, they are.", 4),
+    ("Water, it is. Water, it is. Water, it is.", 3),
+    ("Strong with the Force, this one is. Patience you must learn, young one.", 0),
+    ("very very good", 0),
+])
+def test_a_looping_answer_is_counted(text, count):
+    from studio.sampling import repeats
+
+    assert repeats(text) == count
