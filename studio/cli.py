@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, default=None, help="folder of runs (default: runs/ or $STUDIO_RUNS)")
     p.set_defaults(func=runs_command)
 
+    p = sub.add_parser("compare", help="compare runs: a table of final figures, config differences, a PNG of curves")
+    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN")
+    p.add_argument("--x", choices=["step", "tokens"], default="step", help="the curves' x axis (default: step)")
+    p.add_argument("--png", type=Path, help="where to write the curves (default: studio-exports/compare-TIME.png)")
+    p.set_defaults(func=compare_command)
+
     p = sub.add_parser("control", help="pause, resume, stop or checkpoint a run training in another process")
     p.add_argument("run_dir", type=Path)
     p.add_argument("action", choices=["pause", "resume", "stop", "checkpoint"])
@@ -135,6 +141,35 @@ def runs_command(args: argparse.Namespace) -> int:
         table.add_row(r.name, r.model, r.dataset, f"{r.step}/{r.max_steps}", fmt(r.last_loss), fmt(r.eval_loss),
                       fmt(r.style_loss), r.status + (" (live)" if r.alive else ""))
     Console().print(table)
+    return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from studio.compare import config_differences, load_run, plot_curves, table_rows
+
+    runs = [load_run(path) for path in args.run_dirs]
+    header, rows = table_rows(runs)
+    table = Table(*header)
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    differences = config_differences(runs)
+    if differences:
+        diff = Table("config", *[run.name for run in runs], title="what the configs differ in")
+        for key, values in differences.items():
+            diff.add_row(key, *[str(v) for v in values])
+        console.print(diff)
+    else:
+        console.print("the configs are the same (but for the run names)")
+    out = plot_curves(runs, args.png or Path("studio-exports") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.png",
+                      x=args.x)
+    console.print(f"curves by {args.x}: {out}")
     return 0
 
 
