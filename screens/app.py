@@ -1,16 +1,12 @@
 """The studio app: five panes in tabs, app-wide state, the command palette, and the process's signals.
 
-    studio              -> run_studio()            the app on the embedded default config
-    studio watch DIR    -> run_studio(watch=DIR)   the app on a run directory (live if it trains)
-
-Nothing here imports torch or transformers: the app opens at once, and the trainer is imported
-on a worker thread when a run starts.
+`screens.launcher` opens it (`studio`, `studio watch DIR`). Nothing here imports torch or
+transformers: the app opens at once, and the trainer is imported on a worker thread when a run starts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from collections.abc import Callable
 from functools import partial
@@ -32,9 +28,9 @@ from screens.shared import describe_error
 from screens.template_editor import TemplatePane
 from screens.tokenizer import TokenizerPane
 from screens.widgets.dialogs import HelpScreen, KeySection, QuitDialog
-from studio.cli import detach_terminal
 from studio.config import RunConfig
 from studio.paths import ASSETS
+from studio.terminal import detach_terminal
 
 # (tab id, tab title, pane class), in tab order; keys 1-5 follow it.
 PANES = (
@@ -236,47 +232,3 @@ class StudioApp(App):
             self.exit_choice = "stop"
         self.exit()
 
-
-def run_studio(watch: Path | None = None) -> int:
-    """The `studio` command's app. Returns when the app has closed and no run of this process trains."""
-    app = StudioApp(watch=watch, handle_signals=True)
-    app.run()
-    run = app.training_run
-    if run is None or not run.alive:
-        return 0
-    return _train_on_headless(run, quiet=app.detached, stopping=app.exit_choice == "stop")
-
-
-def _train_on_headless(run, quiet: bool, stopping: bool) -> int:
-    """The app has closed but this process trains: stay alive until the run ends.
-
-    SIGHUP lets go of the terminal and trains on; SIGTERM and Ctrl+C stop the run (checkpoint and
-    adapter saved), then the process ends.
-    """
-
-    def say(text: str) -> None:
-        if not quiet:
-            print(text, flush=True)
-
-    def on_signal(signum, _frame) -> None:
-        nonlocal quiet
-        if signum == signal.SIGHUP:
-            detach_terminal()
-            quiet = True
-            return
-        say(f"{signal.Signals(signum).name}: stopping at the end of this step (checkpoint and adapter)...")
-        run.stop()
-
-    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, on_signal)
-    root = run.paths.root
-    if stopping:
-        say(f"stopping {root}: saving a checkpoint and the adapter...")
-    else:
-        say(f"training goes on in this process (pid {os.getpid()}): {root}\n"
-            f"  watch it:  studio watch {root}\n"
-            f"  stop it:   studio control {root} stop   (or Ctrl+C here)")
-    while not run.join(timeout=0.5):
-        pass
-    say(f"{run.state}: {root}" + (f"\n{run.error}" if run.error else ""))
-    return 1 if run.state == "failed" else 0

@@ -1,22 +1,28 @@
-"""The `studio` command. With no arguments it opens the app; subcommands run headless."""
+"""The `studio` command's headless subcommands.
+
+The `studio` console script is `screens.launcher`: it opens the app for `studio` and `studio watch`
+and hands every other subcommand to `main` here, so the engine never imports the UI.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from studio.config import DEFAULT_MODEL, ConfigError, RunConfig
 from studio.paths import runs_dir
 from studio.run_state import RunState
+from studio.terminal import detach_terminal
 
 
 def build_parser() -> argparse.ArgumentParser:
     from studio.judge_cli import add_judge_parsers
 
     parser = argparse.ArgumentParser(prog="studio", description="Fine-tune chat LLMs with LoRA and judge them.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("train", help="fine-tune headless (default: the embedded model on the demo data)")
@@ -53,19 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=export_command)
 
     p = sub.add_parser("watch", help="open the app on a run directory (live if it is still training)")
-    p.add_argument("run_dir", type=Path)
-    p.set_defaults(func=watch_command)
+    p.add_argument("run_dir", type=Path)  # opened by screens.launcher, like `studio` with no command
 
     add_judge_parsers(sub)
     return parser
 
 
+def package_version() -> str:
+    try:
+        return version("finetune-studio")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command is None:
-        from screens.app import run_studio
-
-        return run_studio()
+    if args.command in (None, "watch"):  # the app's commands: the engine has no UI
+        print("the app opens with the `studio` command: `studio`, or `studio watch RUN_DIR`", file=sys.stderr)
+        return 2
     try:
         return args.func(args) or 0
     except ConfigError as exc:
@@ -96,14 +107,6 @@ def resume_command(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     return _drive(TrainingRun(cfg, args.run_dir, resume=True))
-
-
-def detach_terminal() -> None:
-    """The terminal is gone (SIGHUP): point stdin/stdout/stderr at /dev/null so no read or write fails."""
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
 
 
 def _drive(run) -> int:
@@ -219,12 +222,6 @@ def export_command(args: argparse.Namespace) -> int:
         print(f"export failed: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def watch_command(args: argparse.Namespace) -> int:
-    from screens.app import run_studio
-
-    return run_studio(watch=args.run_dir)
 
 
 if __name__ == "__main__":

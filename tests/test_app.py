@@ -1,10 +1,6 @@
-"""The app shell: fast imports, panes on 1-5, help, the command palette, errors from workers, quitting."""
+"""The app shell: panes on 1-5, help, the command palette, errors from workers, quitting."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
-from pathlib import Path
 
 from textual.widgets import TabbedContent
 
@@ -14,25 +10,7 @@ from screens.monitor import MonitorPane
 from screens.widgets.dialogs import HelpScreen
 from studio.config import ConfigError, RunConfig
 
-ROOT = Path(__file__).resolve().parent.parent
 SIZE = (120, 40)
-
-
-def imported_after(statement: str) -> set[str]:
-    code = f"import sys; {statement}; print(' '.join(sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    return set(out.stdout.split())
-
-
-def test_the_app_imports_without_the_heavy_engine():
-    # The app must open in well under 2 s: torch and friends load on a worker when a run starts.
-    modules = imported_after("import screens.app")
-    assert not modules & {"torch", "transformers", "peft", "datasets"}
-
-
-def test_the_engine_never_imports_textual():
-    modules = imported_after("import studio.config, studio.events, studio.runs")
-    assert "textual" not in modules
 
 
 async def test_keys_1_to_5_switch_panes_from_any_pane():

@@ -13,6 +13,7 @@ import json
 import time
 
 import pytest
+from helpers import imported_after
 from judge_fixtures import echo_katan  # noqa: F401  (a fixture)
 from katan import Katan
 from textual.widgets import Input, Select, Static
@@ -20,7 +21,6 @@ from textual.widgets import Input, Select, Static
 from screens.app import StudioApp
 from screens.judge import JudgePane
 from screens.widgets.judge_table import JudgeTable
-from test_app import imported_after
 
 SIZE = (120, 40)
 
