@@ -62,7 +62,7 @@ async def in_app(cfg: RunConfig, presses: int) -> tuple[list[float], int, float]
     """Latencies of `presses` keypresses while the run trains; how many landed while it trained; its tokens/s."""
     app = StudioApp()
     async with app.run_test(size=(120, 40)) as pilot:
-        app.update_config(cfg)
+        app.change(config=cfg)
         monitor = app.query_one(MonitorPane)
         await pilot.pause()
         await pilot.press("s")
@@ -79,10 +79,10 @@ async def in_app(cfg: RunConfig, presses: int) -> tuple[list[float], int, float]
             while shown.border_title == before:
                 await asyncio.sleep(0.001)
             latencies.append(time.perf_counter() - started)
-            while_training += app.training_run.state == "running"
+            while_training += app.state.training_run.state == "running"
             await asyncio.sleep(0.05)  # a person's pace, not a key-repeat storm
-        app.training_run.join()
-        return latencies, while_training, tokens_per_s(app.training_run.paths.root)
+        app.state.training_run.join()
+        return latencies, while_training, tokens_per_s(app.state.training_run.paths.root)
 
 
 def main() -> None:

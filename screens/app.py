@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -18,17 +20,15 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Footer, Input, TabbedContent, TabPane, TextArea
-from textual.worker import Worker, WorkerState
 
 from screens.histogram import HistogramPane
 from screens.judge import JudgePane
-from screens.messages import ConfigChanged, TaskFailed
 from screens.monitor import MonitorPane
-from screens.shared import describe_error
+from screens.state import StateChanged, StudioState
 from screens.template_editor import TemplatePane
 from screens.tokenizer import TokenizerPane
 from screens.widgets.dialogs import HelpScreen, KeySection, QuitDialog
-from studio.config import RunConfig
+from screens.workers import WorkerFailed
 from studio.paths import ASSETS
 from studio.terminal import detach_terminal
 
@@ -89,13 +89,10 @@ class StudioApp(App):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, watch: Path | None = None, handle_signals: bool = False) -> None:
+    def __init__(self, watch: Path | None = None, handle_signals: bool = False,
+                 state: StudioState | None = None) -> None:
         super().__init__()
-        self.config = RunConfig()  # the config being edited: the embedded default model on the demo data
-        self.training_run = None  # the TrainingRun this process trains (App.run is taken: it starts the app)
-        self.run_dir: Path | None = None  # the run the panes show
-        self.judge_results: dict = {}  # prompt label -> JudgeResults of the Judge pane's last run
-        self.judge_prompts: dict = {}  # prompt label -> the JudgePrompt as edited (scale, name)
+        self.state = state or StudioState()  # what the panes share; changed only by `change`
         self.watch = watch
         self.handle_signals = handle_signals  # only the real terminal app owns the process's signals
         self.detached = False  # the terminal hung up; the process trains on headless
@@ -130,27 +127,19 @@ class StudioApp(App):
         for pane in self.panes():
             pane.post_message(make())
 
-    def update_config(self, config: RunConfig) -> None:
-        """A pane changed the config being edited: every pane hears of it."""
-        if config == self.config:
+    def change(self, **changes: Any) -> None:
+        """The one way to change what the panes share: set fields of `state`, and tell every pane
+        (one `StateChanged` naming the fields that changed). Setting a field to what it is says nothing."""
+        changed = frozenset(name for name, value in changes.items() if getattr(self.state, name) != value)
+        if not changed:
             return
-        self.config = config
-        self.broadcast(lambda: ConfigChanged(config))
+        self.state = state = replace(self.state, **{name: changes[name] for name in changed})
+        self.broadcast(lambda: StateChanged(state, changed))
 
-    # -- workers: one way to start them, one place their errors go -------------------------------
+    # -- the one place a worker's error goes (screens/workers.py) -----------------------------------
 
-    def run_task(self, work: Callable[[], object], *, name: str, description: str, group: str = "default",
-                 exclusive: bool = False) -> Worker:
-        """Run blocking work on a thread. It must only post messages back; if it raises, the user is told."""
-        return self.run_worker(work, name=name, group=group, description=description, exclusive=exclusive,
-                               thread=True, exit_on_error=False)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state != WorkerState.ERROR:
-            return
-        name, text = event.worker.name, describe_error(event.worker.error)
-        self.notify(text, title=f"{name} failed", severity="error", timeout=10)
-        self.broadcast(lambda: TaskFailed(name, text))
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        self.notify(message.text, title=f"failed: {message.worker.description}", severity="error", timeout=10)
 
     # -- panes, help, palette ----------------------------------------------------------------------
 
@@ -200,7 +189,7 @@ class StudioApp(App):
     # -- leaving -----------------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
-        run = self.training_run
+        run = self.state.training_run
         if run is None or not run.alive:
             self.exit()
             return
@@ -227,8 +216,9 @@ class StudioApp(App):
 
     def _terminate(self) -> None:
         """SIGTERM: the run saves a checkpoint and its adapter, then the process ends."""
-        if self.training_run is not None and self.training_run.alive:
-            self.training_run.stop()
+        run = self.state.training_run
+        if run is not None and run.alive:
+            run.stop()
             self.exit_choice = "stop"
         self.exit()
 

@@ -3,8 +3,8 @@ a report needs (mean, spread, AUC base vs target = the judge's own quality, AUC 
 how far the fine-tune got), the texts behind any bar, and an export of the figure (PNG) and the
 scores (CSV).
 
-It reads what the Judge pane left on the app (widgets/judge_results.py) whenever it is shown or
-told that new results arrived.
+It reads the Judge pane's latest results from the app's state whenever it is shown or told that
+new results arrived.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ from textual.containers import Container, Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
-from textual.worker import Worker, WorkerState
 
-from screens.shared import describe_error
-from screens.widgets.judge_results import LABELS, JudgeResultsChanged, stored_results
+from screens.state import JUDGE_LABELS, StateChanged
 from screens.widgets.score_bins import ScoreBins
 from screens.widgets.score_plot import GROUP_STYLES, ScorePlot
+from screens.workers import ReportsWorkerErrors
 from studio.judge import BASE, GENERATED, TARGET, JudgePrompt, JudgeResult, group_stats, histogram
 from studio.judge.report import aucs
 
@@ -70,7 +69,7 @@ def stats_text(prompt: JudgePrompt, results: list[JudgeResult]) -> Text:
     return text
 
 
-class HistogramPane(Container, can_focus=True):
+class HistogramPane(ReportsWorkerErrors, Container, can_focus=True):
     DEFAULT_CSS = """
     HistogramPane { layout: vertical; }
     HistogramPane #scores-head { height: 1; padding: 0 1; background: $boost; }
@@ -106,7 +105,7 @@ class HistogramPane(Container, can_focus=True):
     def compose(self) -> ComposeResult:
         yield Static("", id="scores-head", markup=False)
         with Horizontal(id="score-columns"):
-            for label in LABELS:
+            for label in JUDGE_LABELS:
                 with Vertical(id=f"score-col-{label.lower()}", classes="score-column"):
                     yield ScorePlot(id=f"score-plot-{label.lower()}")
                     yield Static("", id=f"score-stats-{label.lower()}", classes="score-stats", markup=False)
@@ -125,14 +124,15 @@ class HistogramPane(Container, can_focus=True):
     def on_show(self) -> None:
         self.reload()
 
-    def on_judge_results_changed(self, _message: JudgeResultsChanged) -> None:
-        self.reload()
+    def on_state_changed(self, message: StateChanged) -> None:
+        if message.changed & {"judge_results", "judge_prompts"}:
+            self.reload()
 
     def action_reload(self) -> None:
         self.reload()
 
     def reload(self) -> None:
-        prompts, results = stored_results(self.app)
+        prompts, results = self.app.state.judged()
         if (prompts, results) == (self._prompts, self._results):
             return
         self._prompts, self._results = prompts, results
@@ -141,7 +141,7 @@ class HistogramPane(Container, can_focus=True):
 
     def _labels(self) -> list[str]:
         """The labels shown that have results."""
-        wanted = LABELS if self.shown == "both" else (self.shown,)
+        wanted = JUDGE_LABELS if self.shown == "both" else (self.shown,)
         return [label for label in wanted if label in self._results]
 
     # -- drawing ---------------------------------------------------------------------------------
@@ -166,7 +166,7 @@ class HistogramPane(Container, can_focus=True):
         if self._bins and self._chosen is None:
             self._chosen = max(range(len(totals)), key=totals.__getitem__)
 
-        for label in LABELS:
+        for label in JUDGE_LABELS:
             column = self.query_one(f"#score-col-{label.lower()}")
             column.set_class(label not in labels and bool(self._results), "-hidden")
             self._draw_prompt(label)
@@ -243,7 +243,7 @@ class HistogramPane(Container, can_focus=True):
         if not labels:
             self.notify("nothing to export yet: run A and B in the Judge pane first", severity="warning")
             return
-        run_dir = getattr(self.app, "run_dir", None)
+        run_dir = self.app.state.run_dir
         folder = (Path(run_dir) / "eval" if run_dir else Path("studio-exports")).resolve()
         prompts = [self._prompts[label] for label in labels]
         self._export(prompts, {self._prompts[label].id: self._results[label] for label in labels}, folder,
@@ -263,7 +263,3 @@ class HistogramPane(Container, can_focus=True):
 
     def on_exported(self, message: Exported) -> None:
         self.notify("\n".join(str(p) for p in message.paths), title="exported")
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            self.notify(describe_error(event.worker.error), title="export failed", severity="error", timeout=10)

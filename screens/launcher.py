@@ -33,7 +33,7 @@ def run_studio(watch: Path | None = None) -> int:
 
     app = StudioApp(watch=watch, handle_signals=True)
     app.run()
-    run = app.training_run
+    run = app.state.training_run
     if run is None or not run.alive:
         return 0
     return _train_on_headless(run, quiet=app.detached, stopping=app.exit_choice == "stop")

@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
+
+from screens.workers import ReportsWorkerErrors, WorkerFailed
 
 RESUMABLE = ("killed", "stopped", "failed")
 
@@ -18,7 +21,7 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-class RunsList(ModalScreen[tuple[str, Path] | None]):
+class RunsList(ReportsWorkerErrors, ModalScreen[tuple[str, Path] | None]):
     """Dismisses with ("open", dir), ("resume", dir), or None."""
 
     BINDINGS = [
@@ -47,9 +50,10 @@ class RunsList(ModalScreen[tuple[str, Path] | None]):
         table = self.query_one(DataTable)
         table.add_columns("name", "model", "dataset", "steps", "loss", "held-out", "style", "status")
         table.loading = True
-        # Summaries read every events.jsonl: off the event loop.
-        self.app.run_task(self._load, name="list runs", description=f"reading runs in {self.root}")
+        self._load()
 
+    # Summaries read every events.jsonl: off the event loop.
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs-list", description="reading the runs")
     def _load(self) -> None:
         from studio.runs import list_runs
 
@@ -67,6 +71,10 @@ class RunsList(ModalScreen[tuple[str, Path] | None]):
             self.query_one("#runs-hint", Static).update(f"no runs in {self.root}/ yet: press s on the Train pane "
                                                         "to start one · esc close")
         table.focus()
+
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        self.query_one(DataTable).loading = False
+        self.query_one("#runs-hint", Static).update(f"cannot list the runs: {message.text} · esc close")
 
     def _selected(self):
         table = self.query_one(DataTable)

@@ -13,7 +13,7 @@ import json
 import time
 
 import pytest
-from helpers import imported_after
+from helpers import imported_after, record_notifications
 from judge_fixtures import echo_katan  # noqa: F401  (a fixture)
 from katan import Katan
 from textual.widgets import Input, Select, Static
@@ -128,10 +128,10 @@ async def test_run_fills_the_table_disagreements_first_and_counts(echo_katan, te
         assert "Spearman" in text_of(pilot.app, "#run-status")
 
         # The results wait on the app for the Scores pane.
-        results = pilot.app.judge_results
+        results = pilot.app.state.judge_results
         assert [r.score for r in results["A"]] == [s for _, s in ROWS]
         assert [r.score for r in results["B"]] == [s if s <= 5 else None for _, s in ROWS]
-        assert pilot.app.judge_prompts["B"].id == "B-faithfulness"
+        assert pilot.app.state.judge_prompts["B"].id == "B-faithfulness"
 
         # Unchanged prompts and texts: everything comes from the cache, no request is made.
         before = echo_katan.requests()
@@ -197,10 +197,26 @@ async def test_cancel_stops_the_run_and_keeps_what_was_judged(tmp_path, texts_fi
             await wait_for(pilot, lambda: text_of(pilot.app, "#run-status").startswith("cancelled"))
             assert time.monotonic() - started < 3  # 24 requests of 1.5 s, 8 + 8 at a time, take 3 s or more
             assert not pane.has_class("-running")
-            results = pilot.app.judge_results["A"] + pilot.app.judge_results["B"]
+            results = pilot.app.state.judge_results["A"] + pilot.app.state.judge_results["B"]
             assert len(results) == 2 * len(ROWS)
             assert any(r.error == "cancelled" for r in results)
             assert "errors 0" in text_of(pilot.app, "#judge-counters")  # cancelled is not an error
+
+
+async def test_a_texts_file_that_cannot_be_read_is_told_once_and_in_the_status(tmp_path, monkeypatch):
+    async with StudioApp().run_test(size=SIZE) as pilot:
+        toasts = record_notifications(pilot.app)
+        pane = await open_judge(pilot)
+        for side in "ab":  # a loopback server without a key: usable, and never asked (the file fails first)
+            pane.query_one(f"#url-{side}", Input).value = "http://127.0.0.1:9/v1"
+            pane.query_one(f"#keyenv-{side}", Input).value = ""
+        pane.query_one("#texts-file", Input).value = str(tmp_path / "missing.jsonl")
+        pane.focus()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: pilot.app.query_one("#run-status").has_class("-error"))
+        await pilot.pause()
+        assert len(toasts) == 1 and "missing.jsonl" in toasts[0]
+        assert text_of(pilot.app, "#run-status") == toasts[0] and not pane.has_class("-running")
 
 
 async def test_a_missing_api_key_is_named_with_how_to_set_it(monkeypatch):

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 
+from helpers import record_notifications
+
 from screens.app import StudioApp
 from screens.config_form import ConfigForm
 from screens.monitor import MonitorPane
@@ -27,10 +29,6 @@ async def wait_for(pilot, condition, timeout: float = 60.0, what: str = "conditi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.05)
-
-
-def toasts(app) -> list[str]:
-    return [notification.message for notification in app._notifications]
 
 
 def status_text(app) -> str:
@@ -66,24 +64,24 @@ async def test_a_bad_learning_rate_is_shown_under_its_field_and_start_is_disable
 
         await pilot.press("escape", "s")  # leave the field; s cannot start an invalid config
         monitor = app.query_one(MonitorPane)
-        assert monitor.history.status.state == "idle" and app.training_run is None
+        assert monitor.history.status.state == "idle" and app.state.training_run is None
         assert monitor.check_action("start", ()) is None  # dimmed in the footer
 
         await type_into(pilot, "field-train-learning-rate", "1e-4")
         assert not error.display and not start.disabled
-        assert app.config.train.learning_rate == 1e-4  # a valid edit becomes the app's config
+        assert app.state.config.train.learning_rate == 1e-4  # a valid edit becomes the app's config
 
 
 async def test_a_config_from_another_pane_fills_the_form_without_echo():
     app = StudioApp()
     async with app.run_test(size=SIZE) as pilot:
         cfg = RunConfig().with_overrides(["template.preset=chatml", "train.max_steps=7", "lora.r=4"])
-        app.update_config(cfg)
+        app.change(config=cfg)
         await pilot.pause()
         assert app.query_one("#field-train-max-steps").value == "7"
         assert app.query_one("#field-lora-r").value == "4"
         assert str(app.query_one("#template-name").render()) == "chatml"
-        assert app.config is cfg  # the form's reload did not post a copy back
+        assert app.state.config is cfg  # the form's reload did not post a copy back
 
 
 async def test_the_form_hides_and_comes_back():
@@ -143,7 +141,7 @@ async def test_watching_a_finished_run_shows_its_curves_and_samples(tmp_path):
         assert [x for x, _ in monitor.history.held_out] == [0, 3, 6]
         assert set(app.query_one(LossChart)._curves) == {"train", "held-out", "style"}
         assert "finished" in status_text(app) and "step 6/6" in status_text(app)
-        assert app.run_dir == run_dir
+        assert app.state.run_dir == run_dir
 
         samples = app.query_one(SamplesView)
         now = app.query_one("#sample-now")
@@ -188,9 +186,10 @@ async def test_controls_of_a_watched_live_run_go_through_its_control_channel(tmp
 
 async def test_opening_a_missing_run_says_so(tmp_path):
     app = StudioApp(watch=tmp_path / "nope")
+    toasts = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert any("not a run directory" in text for text in toasts(app))
+        assert any("not a run directory" in text for text in toasts)
 
 
 # -- training inside the app -----------------------------------------------------------------------
@@ -208,7 +207,7 @@ async def test_a_tiny_model_trains_in_the_app_and_the_keys_control_it(tiny_model
     monkeypatch.setenv("STUDIO_RUNS", str(tmp_path / "runs"))
     app = StudioApp()
     async with app.run_test(size=SIZE) as pilot:
-        app.update_config(tiny_config(tiny_model_dir, max_steps=400, eval_every=3, sample_every=3))
+        app.change(config=tiny_config(tiny_model_dir, max_steps=400, eval_every=3, sample_every=3))
         monitor = app.query_one(MonitorPane)
         await pilot.pause()
         await pilot.press("s")
@@ -222,16 +221,16 @@ async def test_a_tiny_model_trains_in_the_app_and_the_keys_control_it(tiny_model
         await pilot.press("p")
         await wait_for(pilot, lambda: monitor.history.status.state == "paused", what="paused")
         assert "paused" in status_text(app)
-        paused_at = app.training_run.step
+        paused_at = app.state.training_run.step
         await pilot.pause(0.5)
-        assert app.training_run.step == paused_at
+        assert app.state.training_run.step == paused_at
         await pilot.press("p")
-        await wait_for(pilot, lambda: app.training_run.step > paused_at, what="resumed steps")
+        await wait_for(pilot, lambda: app.state.training_run.step > paused_at, what="resumed steps")
 
         await pilot.press("x")
         await wait_for(pilot, lambda: monitor.history.status.state == "stopped", what="stopped")
-        assert app.training_run.join(30)
-        assert (app.training_run.paths.adapter / "adapter_config.json").exists()
+        assert app.state.training_run.join(30)
+        assert (app.state.training_run.paths.adapter / "adapter_config.json").exists()
         assert not app.query_one("#start").disabled  # ready for the next run
 
 
@@ -239,7 +238,7 @@ async def test_a_run_that_cannot_start_says_why_and_the_app_stays(tmp_path, monk
     monkeypatch.setenv("STUDIO_RUNS", str(tmp_path / "runs"))
     app = StudioApp()
     async with app.run_test(size=SIZE) as pilot:
-        app.update_config(RunConfig().with_overrides([f"model.name={json.dumps(str(tmp_path / 'no-model'))}"]))
+        app.change(config=RunConfig().with_overrides([f"model.name={json.dumps(str(tmp_path / 'no-model'))}"]))
         monitor = app.query_one(MonitorPane)
         await pilot.pause()
         await pilot.press("s")
@@ -249,11 +248,28 @@ async def test_a_run_that_cannot_start_says_why_and_the_app_stays(tmp_path, monk
         assert not app.query_one("#start").disabled
 
 
+async def test_a_run_whose_folder_cannot_be_made_is_told_once_and_shown_in_the_status(tmp_path, monkeypatch):
+    (tmp_path / "runs").write_text("a file where the runs folder should be")
+    monkeypatch.setenv("STUDIO_RUNS", str(tmp_path / "runs"))
+    app = StudioApp()
+    toasts = record_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        monitor = app.query_one(MonitorPane)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: monitor.history.status.state == "failed", what="failure")
+        await pilot.pause()
+        assert len(toasts) == 1 and toasts[0].startswith(("NotADirectoryError", "FileExistsError"))
+        assert monitor.history.status.error == toasts[0]
+        assert monitor.history.status.reason == "the run could not start" and toasts[0] in status_text(app)
+        assert not app.query_one("#start").disabled
+
+
 async def test_the_runs_list_shows_runs_and_opens_one(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_RUNS", str(tmp_path))
     write_run(tmp_path / "done", steps=6, final="finished")
     write_run(tmp_path / "dead", steps=4, final=None)
     app = StudioApp()
+    toasts = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("o")
         table = app.screen.query_one("#runs-table")
@@ -264,8 +280,8 @@ async def test_the_runs_list_shows_runs_and_opens_one(tmp_path, monkeypatch):
 
         table.move_cursor(row=[*rows].index("done"))
         await pilot.press("r")  # a finished run has nothing to resume
-        assert any("only a killed, stopped or failed run" in text for text in toasts(app))
+        assert any("only a killed, stopped or failed run" in text for text in toasts)
         await pilot.press("enter")
         monitor = app.query_one(MonitorPane)
         await wait_for(pilot, lambda: monitor.history.status.state == "finished", what="the opened run")
-        assert app.run_dir == tmp_path / "done"
+        assert app.state.run_dir == tmp_path / "done"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from helpers import record_notifications
 from textual.widgets import Select
 
 from screens.template_editor import JinjaArea, TemplatePane
@@ -81,7 +82,7 @@ async def test_a_broken_template_shows_the_error_and_its_line(studio):
         assert rendered(app) == []
         await pilot.press("tab", "a")  # out of the editor; a broken template never reaches the config
         await settle(pilot)
-        assert editor.text == BROKEN and app.config.template == TemplateConfig()
+        assert editor.text == BROKEN and app.state.config.template == TemplateConfig()
         editor.load_text(PRESETS["chatml"].jinja)
         await settle(pilot, lambda: not text_of(app, "#tpl-error"))
         assert editor.error_line is None and rendered(app)
@@ -104,21 +105,21 @@ async def test_apply_puts_the_template_in_the_run_config(studio):
         app.query_one("#preset", Select).value = "chatml"
         await settle(pilot, lambda: app.query_one(JinjaArea).text == PRESETS["chatml"].jinja)
         await pilot.press("a")
-        await settle(pilot, lambda: app.config.template.preset == "chatml")
-        assert app.config.template == TemplateConfig(preset="chatml")
+        await settle(pilot, lambda: app.state.config.template.preset == "chatml")
+        assert app.state.config.template == TemplateConfig(preset="chatml")
         assert text_of(app, "#tpl-state") == "applied to the run config"
 
         app.query_one(JinjaArea).load_text(NO_END_OF_TURN)
         await pilot.press("a")  # applied once this very text has rendered
-        await settle(pilot, lambda: app.config.template.jinja == NO_END_OF_TURN)
-        assert app.config.template == TemplateConfig(preset="chatml", jinja=NO_END_OF_TURN)
+        await settle(pilot, lambda: app.state.config.template.jinja == NO_END_OF_TURN)
+        assert app.state.config.template == TemplateConfig(preset="chatml", jinja=NO_END_OF_TURN)
 
 
 async def test_a_template_chosen_elsewhere_shows_in_the_editor(studio):
     app = studio()
     async with app.run_test(size=SIZE) as pilot:
         await open_template(pilot)
-        app.update_config(replace(app.config, template=TemplateConfig(preset="zephyr")))
+        app.change(config=replace(app.state.config, template=TemplateConfig(preset="zephyr")))
         await settle(pilot, lambda: app.query_one("#preset", Select).value == "zephyr")
         assert app.query_one(JinjaArea).text == PRESETS["zephyr"].jinja
         assert text_of(app, "#tpl-state") == "applied to the run config"
@@ -126,9 +127,11 @@ async def test_a_template_chosen_elsewhere_shows_in_the_editor(studio):
 
 async def test_a_model_that_cannot_load_is_reported_in_the_pane(studio):
     app = studio(model=ModelConfig(name="/no/such/model"))
+    toasts = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
         await settle(pilot, lambda: "no such folder" in text_of(app, "#tpl-summary"))
+        assert toasts == [text_of(app, "#tpl-summary")]  # the one error display, and the pane
         await pilot.press("right_square_bracket", "a")  # nothing to render or apply, and nothing breaks
         await settle(pilot)
-        assert app.is_running and app.config.template == TemplateConfig()
+        assert app.is_running and app.state.config.template == TemplateConfig()

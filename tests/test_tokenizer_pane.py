@@ -7,9 +7,11 @@ import time
 from dataclasses import replace
 
 import pytest
+from helpers import record_notifications
 from textual.widgets import Input, Static, TextArea
 
 from screens.app import StudioApp
+from screens.state import StudioState
 from screens.tokenizer import TokenizerPane, roundtrip_difference
 from screens.widgets.token_view import TokenSpans
 from studio.config import DataConfig, ModelConfig, RunConfig, TemplateConfig
@@ -33,9 +35,7 @@ def studio(tmp_path, smol_tokenizer):
     data.write_text("".join(json.dumps({"question": q, "yoda": a}) + "\n" for q, a in ROWS))
 
     def make(**sections) -> StudioApp:
-        app = StudioApp()
-        app.config = replace(RunConfig(), data=DataConfig(dataset=str(data)), **sections)
-        return app
+        return StudioApp(state=StudioState(config=replace(RunConfig(), data=DataConfig(dataset=str(data)), **sections)))
 
     return make
 
@@ -141,21 +141,25 @@ async def test_compare_with_another_model_by_name(studio, tiny_model_dir):
 
 async def test_a_model_that_cannot_load_is_reported_in_its_column(studio):
     app = studio()
+    toasts = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         await open_tokens(pilot)
         await pilot.click("#compare-with")
         await pilot.press(*"/no/such/model", "enter")
         await settle(pilot, lambda: "loading" not in (app.query_one("#col-b").border_title or ""))
         assert "/no/such/model" in app.query_one("#col-b").border_title
+        assert toasts == [app.query_one("#col-b").border_title]  # the one error display, and the column
 
 
 async def test_a_model_that_cannot_load_is_reported_in_the_pane(studio):
     app = studio(model=ModelConfig(name="/no/such/model"))
+    toasts = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         status = app.query_one("#tok-status", Static)
         await settle(pilot, lambda: status.has_class("-error"))
         assert text_of(app, "#tok-status") == "/no/such/model: no such folder (a hub id looks like org/name)"
+        assert toasts == [text_of(app, "#tok-status")]
         await pilot.press("i", "c", "right_square_bracket")  # nothing to show, and nothing breaks
         assert app.is_running
 
