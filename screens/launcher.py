@@ -15,6 +15,7 @@ import signal
 from pathlib import Path
 
 from studio import cli
+from studio.run_state import RunState
 from studio.terminal import detach_terminal
 
 
@@ -71,7 +72,7 @@ def _train_on_headless(run, quiet: bool, stopping: bool) -> int:
     while not run.join(timeout=0.5):
         pass
     say(f"{run.state}: {root}" + (f"\n{run.error}" if run.error else ""))
-    return 1 if run.state == "failed" else 0
+    return 1 if run.state == RunState.FAILED else 0
 
 
 if __name__ == "__main__":

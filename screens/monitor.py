@@ -32,13 +32,12 @@ from screens.workers import ReportsWorkerErrors, WorkerFailed
 from studio import runs
 from studio.events import EventFollower
 from studio.paths import runs_dir
+from studio.run_state import RunState
 
 REDRAW_HZ = 4
 FOLLOW_EVERY_S = 0.5
 START_GROUP = "start-run"
 FOLLOW_GROUP = "follow"
-TERMINAL = ("stopped", "finished", "failed")
-ACTIVE = ("loading", "running", "paused")
 
 
 class RunHistory:
@@ -67,7 +66,7 @@ class RunHistory:
             _append(self.style, step, event.get("style_loss"))
             return {"chart"}
         if kind == "status":
-            s.state, s.reason = event.get("state", s.state), event.get("reason", "")
+            s.state, s.reason = RunState(event.get("state", s.state)), event.get("reason", "")
             s.step = max(s.step, step)
             return {"status"}
         if kind == "error":
@@ -149,17 +148,17 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
     def live(self) -> bool:
         """The shown run trains (or pauses) now. Judged by its last state: the trainer's thread outlives
         its final status event by a moment, and a watched run has no thread here at all."""
-        return (self.run is not None or self.following) and self.history.status.state in ACTIVE
+        return (self.run is not None or self.following) and self.history.status.state.active
 
     @property
     def starting(self) -> bool:
-        return self.history.status.state == "starting"
+        return self.history.status.state == RunState.STARTING
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # None: shown in the footer but dimmed, so the keys stay discoverable.
         if action == "start":
             run = self.app.state.training_run
-            training_here = run is not None and run.alive and run.state not in TERMINAL
+            training_here = run is not None and run.alive and not run.state.terminal
             return None if self.starting or training_here or not self.query_one(ConfigForm).valid else True
         if action in ("pause_resume", "stop", "checkpoint"):
             return True if self.live else None
@@ -192,7 +191,7 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
 
     def _launch(self, config, run_dir: Path | None = None, resume: bool = False) -> None:
         self._show(None, in_process=True, max_steps=config.train.max_steps)
-        self.history.status.state = "starting"
+        self.history.status.state = RunState.STARTING
         self.history.status.reason = "importing the trainer (torch, transformers)..."
         self._draw({"status"})
         self.query_one(ConfigForm).set_busy(True)
@@ -265,8 +264,8 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
         self.following = False
         self._flush()
         status = self.history.status
-        if status.state not in TERMINAL and status.state != "idle":
-            status.state = "killed"
+        if not status.state.terminal and status.state != RunState.IDLE:
+            status.state = RunState.KILLED
             status.reason = "its process is gone without saying so: o, then r, resumes it from its last checkpoint"
         self._draw({"status"})
         self.refresh_bindings()
@@ -315,12 +314,12 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
         for e in events:
             if e.get("type") == "error":
                 self.notify(e.get("message", ""), title="training", severity="error", timeout=10)
-            elif e.get("type") == "status" and e.get("state") in TERMINAL:
-                where = self.run_dir
-                text = {"finished": f"finished: the adapter is in {where}/adapter",
-                        "stopped": f"stopped at step {e.get('step')}: checkpoint and adapter saved in {where}",
-                        "failed": f"the run failed: {e.get('reason', '')}"}[e["state"]]
-                self.notify(text, title="training", severity="error" if e["state"] == "failed" else "information",
+            elif e.get("type") == "status" and RunState(e["state"]).terminal:
+                state, where = RunState(e["state"]), self.run_dir
+                text = {RunState.FINISHED: f"finished: the adapter is in {where}/adapter",
+                        RunState.STOPPED: f"stopped at step {e.get('step')}: checkpoint and adapter saved in {where}",
+                        RunState.FAILED: f"the run failed: {e.get('reason', '')}"}[state]
+                self.notify(text, title="training", severity="error" if state == RunState.FAILED else "information",
                             timeout=10)
 
     def _draw(self, parts: set[str]) -> None:
@@ -352,7 +351,7 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
         if message.worker.group != START_GROUP:
             return  # the app's toast says it
         status = self.history.status
-        status.state, status.reason, status.error = "failed", "the run could not start", message.text
+        status.state, status.reason, status.error = RunState.FAILED, "the run could not start", message.text
         self._draw({"status"})
         self.query_one(ConfigForm).set_busy(False)
         self.refresh_bindings()
@@ -372,7 +371,7 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
         self._draw({"status"})
 
     def action_pause_resume(self) -> None:
-        if self.history.status.state == "paused":
+        if self.history.status.state == RunState.PAUSED:
             self._control("resume", "resume requested")
         else:
             self._control("pause", "pause requested: it takes effect at the end of this step")

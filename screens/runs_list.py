@@ -14,9 +14,6 @@ from textual.widgets import DataTable, Static
 
 from screens.workers import ReportsWorkerErrors, WorkerFailed
 
-RESUMABLE = ("killed", "stopped", "failed")
-
-
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -93,7 +90,7 @@ class RunsList(ReportsWorkerErrors, ModalScreen[tuple[str, Path] | None]):
         run = self._selected()
         if run is None:
             return
-        if run.alive or run.status not in RESUMABLE:
+        if run.alive or not run.status.resumable:
             self.notify(f"{run.name} is {run.status}{' and alive' if run.alive else ''}: only a killed, stopped "
                         "or failed run can be resumed", severity="warning")
             return
