@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -21,10 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the studio, and the tests' helpers (tiny_config)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from helpers import tiny_config  # noqa: E402
 from screens.app import StudioApp  # noqa: E402
 from screens.monitor import MonitorPane  # noqa: E402
 from screens.widgets.samples_view import SamplesView  # noqa: E402
@@ -34,12 +35,10 @@ from studio.events import read_events  # noqa: E402
 WARMUP_STEPS = 3  # the first steps pay for allocation and autotuning
 
 
-def tiny_config(model_dir: Path, steps: int, dataset: str) -> RunConfig:
-    return RunConfig().with_overrides(
-        [f"model.name={json.dumps(str(model_dir))}", f"data.dataset={json.dumps(dataset)}",
-         f"train.max_steps={steps}", "train.batch_size=8",
-         "data.max_length=128", "train.warmup_steps=0", "train.eval_every=10", "train.sample_every=10",
-         "train.save_every=0", "train.sample_prompts=2", "train.sample_max_new_tokens=8"])
+def bench_config(model_dir: Path, steps: int, dataset: str) -> RunConfig:
+    data = None if dataset == "demo" else Path(dataset)
+    return tiny_config(model_dir, data, max_length=128, learning_rate=2e-4, batch_size=8, max_steps=steps,
+                       eval_every=10, sample_every=10, save_every=0)
 
 
 def tokens_per_s(run_dir: Path) -> float:
@@ -89,7 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--presses", type=int, default=50)
-    parser.add_argument("--dataset", default="demo", help="demo, or a .jsonl with question/yoda columns")
+    parser.add_argument("--dataset", default="demo", help="demo, or a .jsonl with question/answer columns")
     args = parser.parse_args()
 
     from studio.models import tiny_model_dir
@@ -98,8 +97,8 @@ def main() -> None:
         tmp = Path(tmp)
         os.environ["STUDIO_RUNS"] = str(tmp / "runs")
         model_dir = tiny_model_dir(tmp / "tiny")
-        cfg = tiny_config(model_dir, args.steps, args.dataset)
-        headless(tiny_config(model_dir, 20, args.dataset), tmp / "warm-up")  # first-run costs, measured by no one
+        cfg = bench_config(model_dir, args.steps, args.dataset)
+        headless(bench_config(model_dir, 20, args.dataset), tmp / "warm-up")  # first-run costs, measured by no one
         before = headless(cfg, tmp / "headless-1")
         latencies, while_training, app_tps = asyncio.run(in_app(cfg, args.presses))
         after = headless(cfg, tmp / "headless-2")

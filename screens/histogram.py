@@ -25,6 +25,7 @@ from screens.state import JUDGE_LABELS, StateChanged
 from screens.widgets.score_bins import ScoreBins
 from screens.widgets.score_plot import GROUP_STYLES, ScorePlot
 from screens.workers import ReportsWorkerErrors
+from studio.formatting import format_number
 from studio.judge import BASE, GENERATED, TARGET, JudgePrompt, JudgeResult, group_stats, histogram
 from studio.judge.report import aucs
 
@@ -49,10 +50,6 @@ def bin_of(score: float, bins: list[tuple[float, float, int]]) -> int:
     return next((i for i, (_, high, _) in enumerate(bins) if score < high), len(bins) - 1)
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def stats_text(prompt: JudgePrompt, results: list[JudgeResult]) -> Text:
     """Per group: a legend swatch, n, mean and spread; then the two AUCs that matter."""
     stats = group_stats(results, prompt.scale)
@@ -62,10 +59,11 @@ def stats_text(prompt: JudgePrompt, results: list[JudgeResult]) -> Text:
         missing = "".join(f", {count} {what}" for count, what in ((g.unparsed, "unparsed"), (g.failed, "failed"))
                           if count)
         text.append("██ ", style=GROUP_STYLES.get(group, "dim"))
-        text.append(f"{group or '(none)':<10} n {g.scored:<4} mean {_fmt(g.mean):<5} sd {_fmt(g.std)}{missing}\n")
+        text.append(f"{group or '(none)':<10} n {g.scored:<4} mean {format_number(g.mean, 2):<5} "
+                    f"sd {format_number(g.std, 2)}{missing}\n")
     separation = aucs(results)
-    text.append(f"AUC base/target    {_fmt(separation['base_vs_target'])}  (the judge's quality)\n"
-                f"AUC base/generated {_fmt(separation['base_vs_generated'])}  (the fine-tune's progress)")
+    text.append(f"AUC base/target    {format_number(separation['base_vs_target'], 2)}  (the judge's quality)\n"
+                f"AUC base/generated {format_number(separation['base_vs_generated'], 2)}  (the fine-tune's progress)")
     return text
 
 

@@ -27,6 +27,7 @@ from screens.state import JUDGE_LABELS
 from screens.widgets.judge_side import JudgeSide
 from screens.widgets.judge_table import JudgeTable, score_cell
 from screens.workers import ReportsWorkerErrors, WorkerFailed
+from studio.formatting import format_number
 from studio.judge import (JudgeCache, JudgeConfigError, JudgeItem, JudgePrompt, JudgeResult, LocalJudge,
                           compare_prompts, load_texts, run_groups, run_judge)
 
@@ -337,7 +338,7 @@ class JudgePane(ReportsWorkerErrors, Container, can_focus=True):
         else:
             comparison = compare_prompts(message.results["A"], message.results["B"],
                                          *(self._run_prompts[label].scale for label in JUDGE_LABELS))
-            rho = "-" if comparison.spearman is None else f"{comparison.spearman:.2f}"
+            rho = format_number(comparison.spearman, 2)
             self._status(f"done in {message.seconds:.1f} s: A and B agree with Spearman {rho} over "
                          f"{comparison.n} texts; largest disagreements first")
         if message.results:

@@ -13,9 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from screens.workers import ReportsWorkerErrors, WorkerFailed
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+from studio.formatting import format_number
 
 
 class RunsList(ReportsWorkerErrors, ModalScreen[tuple[str, Path] | None]):
@@ -63,7 +61,8 @@ class RunsList(ReportsWorkerErrors, ModalScreen[tuple[str, Path] | None]):
         for r in message.runs:
             status = r.status + (" (live)" if r.alive else "")
             table.add_row(r.name, Path(r.model).name, Path(r.dataset).name, f"{r.step}/{r.max_steps}",
-                          _fmt(r.last_loss), _fmt(r.eval_loss), _fmt(r.style_loss), status, key=str(r.path))
+                          format_number(r.last_loss, 3), format_number(r.eval_loss, 3),
+                          format_number(r.style_loss, 3), status, key=str(r.path))
         if not message.runs:
             self.query_one("#runs-hint", Static).update(f"no runs in {self.root}/ yet: press s on the Train pane "
                                                         "to start one · esc close")

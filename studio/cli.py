@@ -136,6 +136,7 @@ def runs_command(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from studio.formatting import format_number
     from studio.runs import list_runs
 
     root = args.root or runs_dir()
@@ -145,12 +146,10 @@ def runs_command(args: argparse.Namespace) -> int:
         return 0
     table = Table("name", "model", "dataset", "steps", "loss", "held-out", "style", "status")
 
-    def fmt(x):
-        return "-" if x is None else f"{x:.3f}"
-
     for r in found:
-        table.add_row(r.name, r.model, r.dataset, f"{r.step}/{r.max_steps}", fmt(r.last_loss), fmt(r.eval_loss),
-                      fmt(r.style_loss), r.status + (" (live)" if r.alive else ""))
+        table.add_row(r.name, r.model, r.dataset, f"{r.step}/{r.max_steps}", format_number(r.last_loss, 3),
+                      format_number(r.eval_loss, 3), format_number(r.style_loss, 3),
+                      r.status + (" (live)" if r.alive else ""))
     Console().print(table)
     return 0
 

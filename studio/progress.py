@@ -6,14 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from studio.events import Event
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
-        f"{seconds // 60:02d}:{seconds % 60:02d}"
+from studio.formatting import format_duration
 
 
 class ProgressView:
@@ -54,7 +47,7 @@ class ProgressView:
         kind = event["type"]
         if kind == "step":
             self.progress.update(self.task, completed=event["step"], loss=f"{event['loss']:.4f}",
-                                 tps=f"{event['tokens_per_s']:.0f}", eta=_duration(event.get("eta_s")))
+                                 tps=f"{event['tokens_per_s']:.0f}", eta=format_duration(event.get("eta_s")))
         elif kind == "status":
             self.progress.update(self.task, state=event["state"])
             if event.get("reason"):

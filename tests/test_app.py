@@ -70,15 +70,15 @@ async def test_a_failing_worker_is_told_to_the_user_once_and_the_app_goes_on(tmp
     monkeypatch.setenv("STUDIO_RUNS", str(tmp_path))
     (tmp_path / "broken" / "config.toml").mkdir(parents=True)
     app = StudioApp()
-    failures: list[WorkerFailed] = []
-    async with app.run_test(size=SIZE, message_hook=lambda m: failures.append(m) if isinstance(m, WorkerFailed) else None) \
+    failed: list[WorkerFailed] = []
+    async with app.run_test(size=SIZE, message_hook=lambda m: failed.append(m) if isinstance(m, WorkerFailed) else None) \
             as pilot:
         toasts = record_notifications(app)
         await pilot.press("o")
         await wait_for(pilot, lambda: toasts)
         await pilot.pause()
         assert len(toasts) == 1 and toasts[0].startswith("IsADirectoryError") and "config.toml" in toasts[0]
-        assert len({id(f) for f in failures}) == 1  # one message, from the screen that started the worker up to the app
+        assert len({id(f) for f in failed}) == 1  # one message, from the screen that started the worker up to the app
         assert str(app.screen.query_one("#runs-hint").render()).startswith(f"cannot list the runs: {toasts[0]}")
         assert app.is_running
 

@@ -6,9 +6,10 @@ error, the help screen, and a finished run opened from a directory written here.
 
 from __future__ import annotations
 
+from helpers import wait_for, write_run
+
 from screens.app import StudioApp
 from screens.monitor import MonitorPane
-from test_monitor import wait_for, write_run
 
 SIZE = (120, 40)
 

@@ -1,45 +1,20 @@
-"""The Scores pane in the real app: fixed results put on the app (as the Judge pane leaves them),
+"""The Scores pane in the real app: fixed results in the app's state (as the Judge pane leaves them),
 then its keys, its numbers, its bar listing and its export; and once end to end, fed by a real
 A/B run against llm-katan's echo server."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
-from pathlib import Path
 
-from helpers import record_notifications
-from judge_fixtures import echo_katan  # noqa: F401  (a fixture)
-from test_judge_pane import ROWS, open_judge, own_cache, run_over, text_of, texts_file, wait_for  # noqa: F401 (fixtures)
+from helpers import record_notifications, text_of, wait_for
+from judge_fixtures import (ROWS, echo_katan, open_judge, own_cache, run_over,  # noqa: F401 (fixtures)
+                            studio_with_results, texts_file)
 from textual.widgets import DataTable
 
 from screens.app import StudioApp
 from screens.histogram import HistogramPane
-from screens.state import StudioState
-from studio.judge import JudgeItem, JudgeResult, load_prompt
 
 SIZE = (120, 40)
-
-# Scores per group: base and target apart (AUC 1.00), generated half way (AUC base/generated 0.875)
-SCORES = {"A": {"base": [1, 2, 2, 3], "generated": [2, 5, 5, 9], "target": [8, 9, 9, 10]},
-          "B": {"base": [2, 3, 3, 4], "generated": [3, 4, 6, 7], "target": [6, 7, 9, 9]}}
-
-
-def fixed_results() -> tuple[dict, dict]:
-    prompts, results = {}, {}
-    for label, preset in (("A", "yoda"), ("B", "leprechaun")):
-        prompt = dataclasses.replace(load_prompt(preset), id=f"{label}-{preset}")
-        prompts[label] = prompt
-        results[label] = [
-            JudgeResult(JudgeItem(f"{group} answer {i}: {'hmm, ' * i}a text of that style", group), prompt.id,
-                        "openai", "judge-model", score=score, reason="fixed", raw=f"Score: {score}", attempts=1)
-            for group, scores in SCORES[label].items() for i, score in enumerate(scores)]
-    return prompts, results
-
-
-def studio_with_results(run_dir: Path | None = None) -> StudioApp:
-    prompts, results = fixed_results()
-    return StudioApp(state=StudioState(judge_prompts=prompts, judge_results=results, run_dir=run_dir))
 
 
 def bin_rows(app) -> list[tuple[str, str, str]]:

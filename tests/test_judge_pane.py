@@ -9,80 +9,23 @@ order "disagreements first" and every counter exact.
 
 from __future__ import annotations
 
-import json
 import time
 
-import pytest
-from helpers import imported_after, record_notifications
-from judge_fixtures import echo_katan  # noqa: F401  (a fixture)
+from helpers import imported_after, record_notifications, text_of, wait_for
+from judge_fixtures import (ROWS, echo_katan, open_judge, own_cache, run_over, texts_file,  # noqa: F401 (fixtures)
+                            verdict_text)
 from katan import Katan
-from textual.widgets import Input, Select, Static
+from textual.widgets import Input, Static
 
 from screens.app import StudioApp
-from screens.judge import JudgePane
 from screens.widgets.judge_table import JudgeTable
 
 SIZE = (120, 40)
-
-ROWS = [("base", 1), ("base", 2), ("base", 3), ("base", 1),
-        ("generated", 4), ("generated", 5), ("generated", 6), ("generated", 5),
-        ("target", 9), ("target", 8), ("target", 10), ("target", 7)]
-
-
-def verdict_text(index: int, score: int) -> str:
-    return f"Answer {index}. Score: {score}"
 
 
 def gap(score: int) -> float | None:
     """|A - B| on 0-1 when both judges scored: A on 1-10, B on 1-5."""
     return abs((score - 1) / 9 - (score - 1) / 4) if score <= 5 else None
-
-
-@pytest.fixture
-def texts_file(tmp_path):
-    path = tmp_path / "texts.jsonl"
-    path.write_text("".join(json.dumps({"text": verdict_text(i, s), "group": g, "question": f"Question {i}?",
-                                        "reference": "A reference answer."}) + "\n"
-                            for i, (g, s) in enumerate(ROWS)))
-    return path
-
-
-@pytest.fixture(autouse=True)
-def own_cache(tmp_path, monkeypatch):
-    """Each test starts with an empty judge cache."""
-    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
-
-
-def text_of(app, selector: str) -> str:
-    return str(app.query_one(selector, Static).content)
-
-
-async def wait_for(pilot, condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the pane"
-        await pilot.pause(0.05)
-
-
-async def open_judge(pilot, server: Katan | None = None, a: str = "yoda", b: str = "faithfulness") -> JudgePane:
-    """Show the Judge pane; with a server, point both judges at it (no API key: a loopback server)."""
-    await pilot.press("4")
-    pane = pilot.app.query_one(JudgePane)
-    if server is not None:
-        for label, preset in (("a", a), ("b", b)):
-            pane.query_one(f"#preset-{label}", Select).value = preset
-            pane.query_one(f"#url-{label}", Input).value = server.base_url
-            pane.query_one(f"#model-{label}", Input).value = "judge-echo"
-            pane.query_one(f"#keyenv-{label}", Input).value = ""
-    await pilot.pause()
-    return pane
-
-
-async def run_over(pilot, pane: JudgePane, texts_file) -> None:
-    pane.query_one("#texts-file", Input).value = str(texts_file)
-    pane.focus()
-    await pilot.press("r")
-    await wait_for(pilot, lambda: text_of(pilot.app, "#run-status").startswith(("done", "cancelled")))
 
 
 def test_the_panes_import_no_heavy_engine():

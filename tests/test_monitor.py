@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
-from pathlib import Path
 
-
-from helpers import record_notifications
+from helpers import record_notifications, tiny_config, wait_for, write_run
 
 from screens.app import StudioApp
 from screens.config_form import ConfigForm
@@ -18,17 +15,8 @@ from screens.widgets.loss_chart import LossChart, downsample
 from screens.widgets.samples_view import SamplesView
 from screens.widgets.status_bar import StatusBar
 from studio.config import RunConfig
-from studio.events import EventBus, JsonlWriter
 
 SIZE = (120, 40)
-
-
-async def wait_for(pilot, condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
 
 
 def status_text(app) -> str:
@@ -105,31 +93,6 @@ def test_downsample_keeps_the_newest_point_and_the_shape():
 # -- watching a run from its directory -------------------------------------------------------------
 
 
-def write_run(run_dir: Path, *, steps: int, final: str | None, max_steps: int = 6) -> Path:
-    """A run directory as the trainer leaves it: config.toml and events.jsonl (written with the engine's writer)."""
-    run_dir.mkdir(parents=True)
-    RunConfig().with_overrides([f"train.max_steps={max_steps}"]).save(run_dir / "config.toml")
-    bus, writer = EventBus(), JsonlWriter(run_dir / "events.jsonl")
-    bus.subscribe(writer)
-    bus.emit("status", 0, state="loading", reason="loading")
-    bus.emit("eval", 0, eval_loss=3.0, perplexity=20.0, style_loss=3.5)
-    for index in range(2):
-        bus.emit("sample", 0, prompt=f"question {index}", response=f"base answer {index}", mode="greedy", index=index)
-    bus.emit("status", 0, state="running", reason="started")
-    for step in range(1, steps + 1):
-        bus.emit("step", step, loss=3.0 - step * 0.2, lr=1e-4, grad_norm=1.0 + step, tokens_per_s=1000.0,
-                 memory_mb=500.0, epoch=0.1 * step, step_time_s=0.1, eta_s=1.0)
-        if step % 3 == 0:
-            bus.emit("eval", step, eval_loss=3.0 - step * 0.1, perplexity=10.0, style_loss=3.5 - step * 0.1)
-            for index in range(2):
-                bus.emit("sample", step, prompt=f"question {index}", response=f"answer {index} at {step}",
-                         mode="greedy", index=index)
-    if final:
-        bus.emit("status", steps, state=final, reason=final)
-    writer.close()
-    return run_dir
-
-
 async def test_watching_a_finished_run_shows_its_curves_and_samples(tmp_path):
     run_dir = write_run(tmp_path / "done", steps=6, final="finished")
     app = StudioApp(watch=run_dir)
@@ -195,19 +158,12 @@ async def test_opening_a_missing_run_says_so(tmp_path):
 # -- training inside the app -----------------------------------------------------------------------
 
 
-def tiny_config(model_dir: Path, **train) -> RunConfig:
-    return RunConfig().with_overrides(
-        [f"model.name={json.dumps(str(model_dir))}", "data.max_length=128", "train.batch_size=4",
-         "train.warmup_steps=0", "train.learning_rate=0.01", "train.sample_prompts=2",
-         "train.sample_max_new_tokens=8", "train.save_every=0"]
-        + [f"train.{key}={json.dumps(value)}" for key, value in train.items()])
-
-
 async def test_a_tiny_model_trains_in_the_app_and_the_keys_control_it(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_RUNS", str(tmp_path / "runs"))
     app = StudioApp()
     async with app.run_test(size=SIZE) as pilot:
-        app.change(config=tiny_config(tiny_model_dir, max_steps=400, eval_every=3, sample_every=3))
+        app.change(config=tiny_config(tiny_model_dir, max_length=128, learning_rate=0.01, save_every=0, max_steps=400,
+                                      eval_every=3, sample_every=3))
         monitor = app.query_one(MonitorPane)
         await pilot.pause()
         await pilot.press("s")

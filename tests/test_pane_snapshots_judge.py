@@ -1,13 +1,14 @@
 """SVG snapshots of the Judge and Scores panes at 120x40 (regenerate: pytest --snapshot-update).
 
 Only deterministic states: the workbench as it opens (no API key in the environment, so the
-missing-key line shows), and the Scores pane on fixed results put on the app.
+missing-key line shows), and the Scores pane on fixed results in the app's state.
 """
 
 from __future__ import annotations
 
+from judge_fixtures import studio_with_results
+
 from screens.app import StudioApp
-from test_histogram_pane import studio_with_results
 
 SIZE = (120, 40)
 

@@ -6,12 +6,11 @@ run, with the pane itself focused so no cursor blinks in it.
 
 from __future__ import annotations
 
+from helpers import BROKEN_TEMPLATE, settle, text_of
 from textual.widgets import TextArea
 
 from screens.template_editor import JinjaArea
 from studio.config import TemplateConfig
-from test_template_pane import BROKEN
-from test_tokenizer_pane import settle, studio, text_of  # noqa: F401 (studio: a fixture)
 
 SIZE = (120, 40)
 
@@ -39,19 +38,19 @@ def on_template(edit: str | None = None):
     return run_before
 
 
-def test_tokens_pane(snap_compare, studio):
-    assert snap_compare(studio(), terminal_size=SIZE, run_before=on_tokens())
+def test_tokens_pane(snap_compare, make_studio):
+    assert snap_compare(make_studio(), terminal_size=SIZE, run_before=on_tokens())
 
 
-def test_tokens_pane_comparing_with_ids(snap_compare, studio):
-    app = studio(template=TemplateConfig(preset="human-bot"))
+def test_tokens_pane_comparing_with_ids(snap_compare, make_studio):
+    app = make_studio(template=TemplateConfig(preset="human-bot"))
     run_before = on_tokens("i", "c", text="###HUMAN### What is a token?\n###BOT### A piece of text.###STOP###")
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_template_pane(snap_compare, studio):
-    assert snap_compare(studio(), terminal_size=SIZE, run_before=on_template())
+def test_template_pane(snap_compare, make_studio):
+    assert snap_compare(make_studio(), terminal_size=SIZE, run_before=on_template())
 
 
-def test_template_pane_with_an_error(snap_compare, studio):
-    assert snap_compare(studio(), terminal_size=SIZE, run_before=on_template(BROKEN))
+def test_template_pane_with_an_error(snap_compare, make_studio):
+    assert snap_compare(make_studio(), terminal_size=SIZE, run_before=on_template(BROKEN_TEMPLATE))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
-from screens.shared import format_duration
+from studio.formatting import format_duration
 from studio.run_state import RunState
 
 STATE_STYLES = {
