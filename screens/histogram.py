@@ -68,18 +68,6 @@ def stats_text(prompt: JudgePrompt, results: list[JudgeResult]) -> Text:
 
 
 class HistogramPane(ReportsWorkerErrors, Container, can_focus=True):
-    DEFAULT_CSS = """
-    HistogramPane { layout: vertical; }
-    HistogramPane #scores-head { height: 1; padding: 0 1; background: $boost; }
-    HistogramPane #score-columns { height: 1fr; min-height: 10; }
-    HistogramPane .score-column { width: 1fr; border: round $primary 50%; border-title-color: $text; }
-    HistogramPane .score-column.-hidden { display: none; }
-    HistogramPane ScorePlot { height: 1fr; min-height: 6; }
-    HistogramPane .score-stats { height: auto; padding: 0 1; }
-    HistogramPane #bin-title { height: 1; padding: 0 1; color: $text-muted; }
-    HistogramPane #bin-texts { height: 10; }
-    """
-
     BINDINGS = [
         Binding("p", "cycle_prompts", "Prompt A/B/both", tooltip="Show prompt A, B, or both side by side"),
         Binding("o", "toggle_layout", "Overlay/side by side",

@@ -111,22 +111,6 @@ class JudgePane(ReportsWorkerErrors, Container, can_focus=True):
     """The pane takes focus when shown, so its letter keys work at once; in a text box they type,
     and Escape (or Tab) leaves the box."""
 
-    DEFAULT_CSS = """
-    JudgePane { layout: vertical; }
-    JudgePane #judge-sides { height: auto; }
-    JudgePane .judge-bar { height: 1; padding: 0 1; }
-    JudgePane .judge-bar Input { width: 1fr; margin-right: 1; }
-    JudgePane .judge-bar .judge-label { width: auto; color: $text-muted; margin-right: 1; }
-    JudgePane #questions { width: 6; }
-    JudgePane #run-progress { width: 40; display: none; }
-    JudgePane.-running #run-progress { display: block; }
-    JudgePane #run-status { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
-    JudgePane #run-status.-error { color: $error; }
-    JudgePane #judge-counters { height: 1; padding: 0 1; color: $text-muted; }
-    JudgePane #judge-table { height: 1fr; min-height: 4; }
-    JudgePane #judge-detail { height: 3; padding: 0 1; background: $boost; overflow: hidden; }
-    """
-
     BINDINGS = [
         Binding("r", "run", "Run A/B", tooltip="Score the control groups (or the texts file) with both prompts"),
         Binding("x", "cancel", "Cancel", tooltip="Stop the run; what was scored is kept (and cached)"),

@@ -116,23 +116,6 @@ def _trained_tokens(tokenizer, input_ids: list[int], labels: list[int]) -> list[
 class TemplatePane(ReportsWorkerErrors, Container, can_focus=True):
     """Pick or edit the chat template; see a dataset row as trained; apply it to the run config."""
 
-    DEFAULT_CSS = """
-    TemplatePane { layout: vertical; }
-    TemplatePane #tpl-bar { height: auto; }
-    TemplatePane #preset { width: 24; }
-    TemplatePane #tpl-about { height: auto; padding: 0 1; color: $text-muted; }
-    TemplatePane .tpl-label { width: auto; height: 3; padding: 1 1 0 1; }
-    TemplatePane #tpl-state.-edited { color: $warning; }
-    TemplatePane #tpl-main { height: 1fr; }
-    TemplatePane #tpl-left, TemplatePane #tpl-right { width: 1fr; }
-    TemplatePane #jinja { height: 1fr; }
-    TemplatePane #tpl-error { height: auto; color: $error; padding: 0 1; }
-    TemplatePane #tpl-diagnostics { height: auto; max-height: 10; padding: 0 1; }
-    TemplatePane #tpl-summary { height: auto; padding: 0 1; }
-    TemplatePane #tpl-render { height: 1fr; border: round $primary 50%; border-title-color: $text; }
-    TemplatePane #tpl-generation { height: auto; max-height: 8; border: round $secondary 50%; border-title-color: $text; padding: 0 1; }
-    """
-
     BINDINGS = [
         Binding("left_square_bracket", "row(-1)", "Prev row", key_display="[",
                 tooltip="Render the previous dataset row"),

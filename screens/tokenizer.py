@@ -71,19 +71,6 @@ class TokenizerPane(ReportsWorkerErrors, Container, can_focus=True):
     type, and Tab leaves the box.
     """
 
-    DEFAULT_CSS = """
-    TokenizerPane { layout: vertical; }
-    TokenizerPane #tok-bar { height: auto; }
-    TokenizerPane #tok-bar Input { width: 1fr; }
-    TokenizerPane #tok-text { height: 7; }
-    TokenizerPane .tok-line { height: auto; padding: 0 1; }
-    TokenizerPane #tok-status.-error { color: $error; }
-    TokenizerPane #tok-columns { height: 1fr; }
-    TokenizerPane .tok-column { width: 1fr; border: round $primary 50%; border-title-color: $text; }
-    TokenizerPane #col-b { display: none; }
-    TokenizerPane.-comparing #col-b { display: block; }
-    """
-
     BINDINGS = [
         Binding("i", "toggle_ids", "Ids", tooltip="Show or hide each token's id"),
         Binding("c", "toggle_compare", "Compare",
