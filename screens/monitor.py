@@ -50,7 +50,7 @@ class RunHistory:
         self.style: list[tuple[float, float]] = []
         self.lr: list[tuple[float, float]] = []
         self.grad_norm: list[tuple[float, float]] = []
-        self.status = Status(max_steps=max_steps, reason="edit the config on the left, then press s to train")
+        self.status = Status(max_steps=max_steps, reason="edit the config, then press s to train")
 
     def add(self, event: dict[str, Any]) -> set[str]:
         """Fold one event in; returns the parts of the screen it changes."""

@@ -38,12 +38,12 @@ class RunsList(ReportsWorkerErrors, ModalScreen[tuple[str, Path] | None]):
         with Vertical(id="runs-dialog"):
             yield Static(f"Runs in {self.root}/", id="runs-title")
             yield DataTable(cursor_type="row", zebra_stripes=True, id="runs-table")
-            yield Static("enter open (live if it trains) · r resume a killed/stopped/failed run · esc close",
-                         id="runs-hint")
+            yield Static("enter open · r resume (a killed, stopped or failed run) · esc close", id="runs-hint")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("name", "model", "dataset", "steps", "loss", "held-out", "style", "status")
+        # What tells runs apart first: at 80 columns the model and dataset are the ones cut off.
+        table.add_columns("name", "status", "steps", "loss", "held-out", "style", "model", "dataset")
         table.loading = True
         self._load()
 
@@ -60,9 +60,9 @@ class RunsList(ReportsWorkerErrors, ModalScreen[tuple[str, Path] | None]):
         self._runs = {str(r.path): r for r in message.runs}
         for r in message.runs:
             status = r.status + (" (live)" if r.alive else "")
-            table.add_row(r.name, Path(r.model).name, Path(r.dataset).name, f"{r.step}/{r.max_steps}",
-                          format_number(r.last_loss, 3), format_number(r.eval_loss, 3),
-                          format_number(r.style_loss, 3), status, key=str(r.path))
+            table.add_row(r.name, status, f"{r.step}/{r.max_steps}", format_number(r.last_loss, 3),
+                          format_number(r.eval_loss, 3), format_number(r.style_loss, 3), Path(r.model).name,
+                          Path(r.dataset).name, key=str(r.path))
         if not message.runs:
             self.query_one("#runs-hint", Static).update(f"no runs in {self.root}/ yet: press s on the Train pane "
                                                         "to start one · esc close")

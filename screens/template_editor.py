@@ -141,7 +141,7 @@ class TemplatePane(ReportsWorkerErrors, Container, can_focus=True):
 
     def compose(self):
         with Horizontal(id="tpl-bar"):
-            yield Select([], prompt="loading presets…", allow_blank=True, id="preset")
+            yield Select([], prompt="loading presets…", allow_blank=True, compact=True, id="preset")
             yield Static("", id="tpl-row", classes="tpl-label", markup=False)
             yield Static("", id="tpl-state", classes="tpl-label", markup=False)
         yield Static("", id="tpl-about", markup=False)
@@ -157,8 +157,8 @@ class TemplatePane(ReportsWorkerErrors, Container, can_focus=True):
                 yield Static("", id="tpl-generation", markup=False)
 
     def on_mount(self) -> None:
-        self.query_one("#tpl-render").border_title = "the row as trained: green carries loss, dim is masked"
-        self.query_one("#tpl-generation").border_title = "generation prompt (what sampling feeds the model)"
+        self.query_one("#tpl-render").border_title = "as trained: green carries loss"
+        self.query_one("#tpl-generation").border_title = "generation prompt (for sampling)"
 
     def on_show(self) -> None:
         # A tokenizer takes seconds of CPU to load: only once the pane is first looked at.

@@ -79,8 +79,8 @@ class TokenizerPane(ReportsWorkerErrors, Container, can_focus=True):
                 tooltip="Show the previous dataset row as trained (rendered with the template)"),
         Binding("right_square_bracket", "row(1)", "Next row", key_display="]",
                 tooltip="Show the next dataset row as trained (rendered with the template)"),
-        Binding("slash", "focus_lookup", "Look up", key_display="/", tooltip="Look up a token by id or piece"),
-        Binding("e", "focus_text", "Edit text", tooltip="Type or paste the text to inspect"),
+        Binding("slash", "focus_lookup", "Find", key_display="/", tooltip="Look up a token by id or piece"),
+        Binding("e", "focus_text", "Edit", tooltip="Type or paste the text to inspect"),
     ]
 
     show_ids: reactive[bool] = reactive(False)
@@ -100,8 +100,9 @@ class TokenizerPane(ReportsWorkerErrors, Container, can_focus=True):
 
     def compose(self):
         with Horizontal(id="tok-bar"):
-            yield Input(placeholder="look up a token: an id (42) or a piece", id="lookup")
-            yield Input(placeholder="compare with model (Enter; empty: the base tokenizer)", id="compare-with")
+            yield Input(placeholder="look up a token: id or piece", compact=True, id="lookup")
+            yield Input(placeholder="model to compare with (enter)", compact=True, id="compare-with",
+                        tooltip="A model's tokenizer to compare with; empty: the base tokenizer, no template")
         yield Static("", id="tok-status", classes="tok-line", markup=False)
         yield TextArea(SAMPLE_TEXT, id="tok-text", soft_wrap=True)
         yield Static("", id="tok-counts", classes="tok-line", markup=False)
@@ -153,7 +154,7 @@ class TokenizerPane(ReportsWorkerErrors, Container, can_focus=True):
         config = self._config
         self._base, self._templated = message.base, message.templated
         added = f", +{len(message.added)} tokens" if message.added else ""
-        self.query_one("#col-a").border_title = f"as trained: template {config.template.preset}{added}"
+        self.query_one("#col-a").border_title = f"as trained: {config.template.preset}{added}"
         self._set_status(message.problem, error=bool(message.problem))
         self._inspect()
 

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from textual.widgets import Static
 
 from studio.config import RunConfig
@@ -98,3 +99,6 @@ def write_run(run_dir: Path, *, steps: int, final: str | None, max_steps: int = 
     writer.close()
     return run_dir
 
+
+# Every pane's SVG snapshots are taken at the smallest terminal the studio supports and at a roomy one.
+at_both_sizes = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])

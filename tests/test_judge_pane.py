@@ -162,6 +162,17 @@ async def test_a_texts_file_that_cannot_be_read_is_told_once_and_in_the_status(t
         assert text_of(pilot.app, "#run-status") == toasts[0] and not pane.has_class("-running")
 
 
+async def test_keys_go_to_the_fields_and_escape_comes_back():
+    async with StudioApp().run_test(size=SIZE) as pilot:
+        pane = await open_judge(pilot)
+        for key, field in (("a", "system-a"), ("b", "system-b"), ("t", "texts-file"), ("p", "probe")):
+            pane.focus()
+            await pilot.press(key)
+            assert pilot.app.focused.id == field
+        await pilot.press("escape")
+        assert pilot.app.focused is pane
+
+
 async def test_a_missing_api_key_is_named_with_how_to_set_it(monkeypatch):
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
     async with StudioApp().run_test(size=SIZE) as pilot:

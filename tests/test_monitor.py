@@ -116,6 +116,12 @@ async def test_watching_a_finished_run_shows_its_curves_and_samples(tmp_path):
         assert str(now.render()) == "answer 0 at 6"
         await pilot.press("greater_than_sign")
         assert samples.prompt == 1 and str(now.render()) == "answer 1 at 6"
+        await pilot.press("less_than_sign")
+        assert samples.prompt == 0 and str(now.render()) == "answer 0 at 6"
+        await pilot.press("g")  # the sampled answers: this run wrote greedy ones only
+        assert samples.mode == "sampled" and not app.query_one("#sample-answers").display
+        await pilot.press("g")
+        assert samples.mode == "greedy" and str(now.render()) == "answer 0 at 6"
 
 
 async def test_a_run_whose_process_died_shows_as_killed(tmp_path):
@@ -230,9 +236,10 @@ async def test_the_runs_list_shows_runs_and_opens_one(tmp_path, monkeypatch):
         await pilot.press("o")
         table = app.screen.query_one("#runs-table")
         await wait_for(pilot, lambda: table.row_count == 2, what="the runs")
-        rows = {table.get_row_at(i)[0]: table.get_row_at(i) for i in range(2)}
-        assert rows["done"][3] == "6/6" and rows["done"][-1] == "finished"
-        assert rows["dead"][-1] == "killed"
+        columns = [str(column.label) for column in table.columns.values()]
+        rows = {table.get_row_at(i)[0]: dict(zip(columns, table.get_row_at(i))) for i in range(2)}
+        assert rows["done"]["steps"] == "6/6" and rows["done"]["status"] == "finished"
+        assert rows["dead"]["status"] == "killed"
 
         table.move_cursor(row=[*rows].index("done"))
         await pilot.press("r")  # a finished run has nothing to resume
