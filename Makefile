@@ -23,6 +23,7 @@ studio: $(STAMP)
 	$(BIN)/studio
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

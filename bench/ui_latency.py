@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -21,9 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the studio, and the tests' helpers (tiny_config)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from helpers import tiny_config  # noqa: E402
 
 from screens.app import StudioApp  # noqa: E402
 from screens.monitor import MonitorPane  # noqa: E402
@@ -34,12 +36,10 @@ from studio.events import read_events  # noqa: E402
 WARMUP_STEPS = 3  # the first steps pay for allocation and autotuning
 
 
-def tiny_config(model_dir: Path, steps: int, dataset: str) -> RunConfig:
-    return RunConfig().with_overrides(
-        [f"model.name={json.dumps(str(model_dir))}", f"data.dataset={json.dumps(dataset)}",
-         f"train.max_steps={steps}", "train.batch_size=8",
-         "data.max_length=128", "train.warmup_steps=0", "train.eval_every=10", "train.sample_every=10",
-         "train.save_every=0", "train.sample_prompts=2", "train.sample_max_new_tokens=8"])
+def bench_config(model_dir: Path, steps: int, dataset: str) -> RunConfig:
+    data = None if dataset == "demo" else Path(dataset)
+    return tiny_config(model_dir, data, max_length=128, learning_rate=2e-4, batch_size=8, max_steps=steps,
+                       eval_every=10, sample_every=10, save_every=0)
 
 
 def tokens_per_s(run_dir: Path) -> float:
@@ -62,7 +62,7 @@ async def in_app(cfg: RunConfig, presses: int) -> tuple[list[float], int, float]
     """Latencies of `presses` keypresses while the run trains; how many landed while it trained; its tokens/s."""
     app = StudioApp()
     async with app.run_test(size=(120, 40)) as pilot:
-        app.update_config(cfg)
+        app.change(config=cfg)
         monitor = app.query_one(MonitorPane)
         await pilot.pause()
         await pilot.press("s")
@@ -79,17 +79,17 @@ async def in_app(cfg: RunConfig, presses: int) -> tuple[list[float], int, float]
             while shown.border_title == before:
                 await asyncio.sleep(0.001)
             latencies.append(time.perf_counter() - started)
-            while_training += app.training_run.state == "running"
+            while_training += app.state.training_run.state == "running"
             await asyncio.sleep(0.05)  # a person's pace, not a key-repeat storm
-        app.training_run.join()
-        return latencies, while_training, tokens_per_s(app.training_run.paths.root)
+        app.state.training_run.join()
+        return latencies, while_training, tokens_per_s(app.state.training_run.paths.root)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--presses", type=int, default=50)
-    parser.add_argument("--dataset", default="demo", help="demo, or a .jsonl with question/yoda columns")
+    parser.add_argument("--dataset", default="demo", help="demo, or a .jsonl with question/answer columns")
     args = parser.parse_args()
 
     from studio.models import tiny_model_dir
@@ -98,8 +98,8 @@ def main() -> None:
         tmp = Path(tmp)
         os.environ["STUDIO_RUNS"] = str(tmp / "runs")
         model_dir = tiny_model_dir(tmp / "tiny")
-        cfg = tiny_config(model_dir, args.steps, args.dataset)
-        headless(tiny_config(model_dir, 20, args.dataset), tmp / "warm-up")  # first-run costs, measured by no one
+        cfg = bench_config(model_dir, args.steps, args.dataset)
+        headless(bench_config(model_dir, 20, args.dataset), tmp / "warm-up")  # first-run costs, measured by no one
         before = headless(cfg, tmp / "headless-1")
         latencies, while_training, app_tps = asyncio.run(in_app(cfg, args.presses))
         after = headless(cfg, tmp / "headless-2")

@@ -1,20 +1,18 @@
 """The studio app: five panes in tabs, app-wide state, the command palette, and the process's signals.
 
-    studio              -> run_studio()            the app on the embedded default config
-    studio watch DIR    -> run_studio(watch=DIR)   the app on a run directory (live if it trains)
-
-Nothing here imports torch or transformers: the app opens at once, and the trainer is imported
-on a worker thread when a run starts.
+`screens.launcher` opens it (`studio`, `studio watch DIR`). Nothing here imports torch or
+transformers: the app opens at once, and the trainer is imported on a worker thread when a run starts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -22,19 +20,17 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Footer, Input, TabbedContent, TabPane, TextArea
-from textual.worker import Worker, WorkerState
 
 from screens.histogram import HistogramPane
 from screens.judge import JudgePane
-from screens.messages import ConfigChanged, TaskFailed
 from screens.monitor import MonitorPane
-from screens.shared import describe_error
+from screens.state import StateChanged, StudioState
 from screens.template_editor import TemplatePane
 from screens.tokenizer import TokenizerPane
 from screens.widgets.dialogs import HelpScreen, KeySection, QuitDialog
-from studio.terminal import detach_terminal
-from studio.config import RunConfig
+from screens.workers import WorkerFailed
 from studio.paths import ASSETS
+from studio.terminal import detach_terminal
 
 # (tab id, tab title, pane class), in tab order; keys 1-5 follow it.
 PANES = (
@@ -93,13 +89,10 @@ class StudioApp(App):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, watch: Path | None = None, handle_signals: bool = False) -> None:
+    def __init__(self, watch: Path | None = None, handle_signals: bool = False,
+                 state: StudioState | None = None) -> None:
         super().__init__()
-        self.config = RunConfig()  # the config being edited: the embedded default model on the demo data
-        self.training_run = None  # the TrainingRun this process trains (App.run is taken: it starts the app)
-        self.run_dir: Path | None = None  # the run the panes show
-        self.judge_results: dict = {}  # prompt label -> JudgeResults of the Judge pane's last run
-        self.judge_prompts: dict = {}  # prompt label -> the JudgePrompt as edited (scale, name)
+        self.state = state or StudioState()  # what the panes share; changed only by `change`
         self.watch = watch
         self.handle_signals = handle_signals  # only the real terminal app owns the process's signals
         self.detached = False  # the terminal hung up; the process trains on headless
@@ -134,27 +127,19 @@ class StudioApp(App):
         for pane in self.panes():
             pane.post_message(make())
 
-    def update_config(self, config: RunConfig) -> None:
-        """A pane changed the config being edited: every pane hears of it."""
-        if config == self.config:
+    def change(self, **changes: Any) -> None:
+        """The one way to change what the panes share: set fields of `state`, and tell every pane
+        (one `StateChanged` naming the fields that changed). Setting a field to what it is says nothing."""
+        changed = frozenset(name for name, value in changes.items() if getattr(self.state, name) != value)
+        if not changed:
             return
-        self.config = config
-        self.broadcast(lambda: ConfigChanged(config))
+        self.state = state = replace(self.state, **{name: changes[name] for name in changed})
+        self.broadcast(lambda: StateChanged(state, changed))
 
-    # -- workers: one way to start them, one place their errors go -------------------------------
+    # -- the one place a worker's error goes (screens/workers.py) -----------------------------------
 
-    def run_task(self, work: Callable[[], object], *, name: str, description: str, group: str = "default",
-                 exclusive: bool = False) -> Worker:
-        """Run blocking work on a thread. It must only post messages back; if it raises, the user is told."""
-        return self.run_worker(work, name=name, group=group, description=description, exclusive=exclusive,
-                               thread=True, exit_on_error=False)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state != WorkerState.ERROR:
-            return
-        name, text = event.worker.name, describe_error(event.worker.error)
-        self.notify(text, title=f"{name} failed", severity="error", timeout=10)
-        self.broadcast(lambda: TaskFailed(name, text))
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        self.notify(message.text, title=f"failed: {message.worker.description}", severity="error", timeout=10)
 
     # -- panes, help, palette ----------------------------------------------------------------------
 
@@ -204,7 +189,7 @@ class StudioApp(App):
     # -- leaving -----------------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
-        run = self.training_run
+        run = self.state.training_run
         if run is None or not run.alive:
             self.exit()
             return
@@ -231,52 +216,9 @@ class StudioApp(App):
 
     def _terminate(self) -> None:
         """SIGTERM: the run saves a checkpoint and its adapter, then the process ends."""
-        if self.training_run is not None and self.training_run.alive:
-            self.training_run.stop()
+        run = self.state.training_run
+        if run is not None and run.alive:
+            run.stop()
             self.exit_choice = "stop"
         self.exit()
 
-
-def run_studio(watch: Path | None = None) -> int:
-    """The `studio` command's app. Returns when the app has closed and no run of this process trains."""
-    app = StudioApp(watch=watch, handle_signals=True)
-    app.run()
-    run = app.training_run
-    if run is None or not run.alive:
-        return 0
-    return _train_on_headless(run, quiet=app.detached, stopping=app.exit_choice == "stop")
-
-
-def _train_on_headless(run, quiet: bool, stopping: bool) -> int:
-    """The app has closed but this process trains: stay alive until the run ends.
-
-    SIGHUP lets go of the terminal and trains on; SIGTERM and Ctrl+C stop the run (checkpoint and
-    adapter saved), then the process ends.
-    """
-
-    def say(text: str) -> None:
-        if not quiet:
-            print(text, flush=True)
-
-    def on_signal(signum, _frame) -> None:
-        nonlocal quiet
-        if signum == signal.SIGHUP:
-            detach_terminal()
-            quiet = True
-            return
-        say(f"{signal.Signals(signum).name}: stopping at the end of this step (checkpoint and adapter)...")
-        run.stop()
-
-    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, on_signal)
-    root = run.paths.root
-    if stopping:
-        say(f"stopping {root}: saving a checkpoint and the adapter...")
-    else:
-        say(f"training goes on in this process (pid {os.getpid()}): {root}\n"
-            f"  watch it:  studio watch {root}\n"
-            f"  stop it:   studio control {root} stop   (or Ctrl+C here)")
-    while not run.join(timeout=0.5):
-        pass
-    say(f"{run.state}: {root}" + (f"\n{run.error}" if run.error else ""))
-    return 1 if run.state == "failed" else 0

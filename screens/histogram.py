@@ -3,8 +3,8 @@ a report needs (mean, spread, AUC base vs target = the judge's own quality, AUC 
 how far the fine-tune got), the texts behind any bar, and an export of the figure (PNG) and the
 scores (CSV).
 
-It reads what the Judge pane left on the app (widgets/judge_results.py) whenever it is shown or
-told that new results arrived.
+It reads the Judge pane's latest results from the app's state whenever it is shown or told that
+new results arrived.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from textual.containers import Container, Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
-from textual.worker import Worker, WorkerState
 
-from screens.shared import describe_error
-from screens.widgets.judge_results import LABELS, JudgeResultsChanged, stored_results
+from screens.state import JUDGE_LABELS, StateChanged
 from screens.widgets.score_bins import ScoreBins
 from screens.widgets.score_plot import GROUP_STYLES, ScorePlot
+from screens.workers import ReportsWorkerErrors
+from studio.formatting import format_number
 from studio.judge import BASE, GENERATED, TARGET, JudgePrompt, JudgeResult, group_stats, histogram
 from studio.judge.report import aucs
 
@@ -50,10 +50,6 @@ def bin_of(score: float, bins: list[tuple[float, float, int]]) -> int:
     return next((i for i, (_, high, _) in enumerate(bins) if score < high), len(bins) - 1)
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def stats_text(prompt: JudgePrompt, results: list[JudgeResult]) -> Text:
     """Per group: a legend swatch, n, mean and spread; then the two AUCs that matter."""
     stats = group_stats(results, prompt.scale)
@@ -63,26 +59,15 @@ def stats_text(prompt: JudgePrompt, results: list[JudgeResult]) -> Text:
         missing = "".join(f", {count} {what}" for count, what in ((g.unparsed, "unparsed"), (g.failed, "failed"))
                           if count)
         text.append("██ ", style=GROUP_STYLES.get(group, "dim"))
-        text.append(f"{group or '(none)':<10} n {g.scored:<4} mean {_fmt(g.mean):<5} sd {_fmt(g.std)}{missing}\n")
+        text.append(f"{group or '(none)':<10} n {g.scored:<4} mean {format_number(g.mean, 2):<5} "
+                    f"sd {format_number(g.std, 2)}{missing}\n")
     separation = aucs(results)
-    text.append(f"AUC base/target    {_fmt(separation['base_vs_target'])}  (the judge's quality)\n"
-                f"AUC base/generated {_fmt(separation['base_vs_generated'])}  (the fine-tune's progress)")
+    text.append(f"AUC base/target    {format_number(separation['base_vs_target'], 2)}  (the judge's quality)\n"
+                f"AUC base/generated {format_number(separation['base_vs_generated'], 2)}  (the fine-tune's progress)")
     return text
 
 
-class HistogramPane(Container, can_focus=True):
-    DEFAULT_CSS = """
-    HistogramPane { layout: vertical; }
-    HistogramPane #scores-head { height: 1; padding: 0 1; background: $boost; }
-    HistogramPane #score-columns { height: 1fr; min-height: 10; }
-    HistogramPane .score-column { width: 1fr; border: round $primary 50%; border-title-color: $text; }
-    HistogramPane .score-column.-hidden { display: none; }
-    HistogramPane ScorePlot { height: 1fr; min-height: 6; }
-    HistogramPane .score-stats { height: auto; padding: 0 1; }
-    HistogramPane #bin-title { height: 1; padding: 0 1; color: $text-muted; }
-    HistogramPane #bin-texts { height: 10; }
-    """
-
+class HistogramPane(ReportsWorkerErrors, Container, can_focus=True):
     BINDINGS = [
         Binding("p", "cycle_prompts", "Prompt A/B/both", tooltip="Show prompt A, B, or both side by side"),
         Binding("o", "toggle_layout", "Overlay/side by side",
@@ -106,7 +91,7 @@ class HistogramPane(Container, can_focus=True):
     def compose(self) -> ComposeResult:
         yield Static("", id="scores-head", markup=False)
         with Horizontal(id="score-columns"):
-            for label in LABELS:
+            for label in JUDGE_LABELS:
                 with Vertical(id=f"score-col-{label.lower()}", classes="score-column"):
                     yield ScorePlot(id=f"score-plot-{label.lower()}")
                     yield Static("", id=f"score-stats-{label.lower()}", classes="score-stats", markup=False)
@@ -125,14 +110,15 @@ class HistogramPane(Container, can_focus=True):
     def on_show(self) -> None:
         self.reload()
 
-    def on_judge_results_changed(self, _message: JudgeResultsChanged) -> None:
-        self.reload()
+    def on_state_changed(self, message: StateChanged) -> None:
+        if message.changed & {"judge_results", "judge_prompts"}:
+            self.reload()
 
     def action_reload(self) -> None:
         self.reload()
 
     def reload(self) -> None:
-        prompts, results = stored_results(self.app)
+        prompts, results = self.app.state.judged()
         if (prompts, results) == (self._prompts, self._results):
             return
         self._prompts, self._results = prompts, results
@@ -141,7 +127,7 @@ class HistogramPane(Container, can_focus=True):
 
     def _labels(self) -> list[str]:
         """The labels shown that have results."""
-        wanted = LABELS if self.shown == "both" else (self.shown,)
+        wanted = JUDGE_LABELS if self.shown == "both" else (self.shown,)
         return [label for label in wanted if label in self._results]
 
     # -- drawing ---------------------------------------------------------------------------------
@@ -166,7 +152,7 @@ class HistogramPane(Container, can_focus=True):
         if self._bins and self._chosen is None:
             self._chosen = max(range(len(totals)), key=totals.__getitem__)
 
-        for label in LABELS:
+        for label in JUDGE_LABELS:
             column = self.query_one(f"#score-col-{label.lower()}")
             column.set_class(label not in labels and bool(self._results), "-hidden")
             self._draw_prompt(label)
@@ -243,7 +229,7 @@ class HistogramPane(Container, can_focus=True):
         if not labels:
             self.notify("nothing to export yet: run A and B in the Judge pane first", severity="warning")
             return
-        run_dir = getattr(self.app, "run_dir", None)
+        run_dir = self.app.state.run_dir
         folder = (Path(run_dir) / "eval" if run_dir else Path("studio-exports")).resolve()
         prompts = [self._prompts[label] for label in labels]
         self._export(prompts, {self._prompts[label].id: self._results[label] for label in labels}, folder,
@@ -263,7 +249,3 @@ class HistogramPane(Container, can_focus=True):
 
     def on_exported(self, message: Exported) -> None:
         self.notify("\n".join(str(p) for p in message.paths), title="exported")
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            self.notify(describe_error(event.worker.error), title="export failed", severity="error", timeout=10)

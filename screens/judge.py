@@ -4,8 +4,8 @@ disagree on most at the top of the table.
 
 Every judge call runs on a thread worker that only posts messages back. A run's progress is
 coalesced on the worker (a few messages a second, each carrying the results since the last), so
-the UI stays responsive however fast a cached run finishes. Results go on the app for the Scores
-pane (see widgets/judge_results.py).
+the UI stays responsive however fast a cached run finishes. Results go into the app's state
+(`judge_results`, `judge_prompts`) for the Scores pane.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ from textual.binding import Binding
 from textual.containers import Container, Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Input, ProgressBar, Static, TextArea
-from textual.worker import Worker, WorkerState
 
 from screens.shared import describe_error
-from screens.widgets.judge_results import LABELS, JudgeResultsChanged, store_results
+from screens.state import JUDGE_LABELS
 from screens.widgets.judge_side import JudgeSide
 from screens.widgets.judge_table import JudgeTable, score_cell
+from screens.workers import ReportsWorkerErrors, WorkerFailed
+from studio.formatting import format_number
 from studio.judge import (JudgeCache, JudgeConfigError, JudgeItem, JudgePrompt, JudgeResult, LocalJudge,
                           compare_prompts, load_texts, run_groups, run_judge)
 
@@ -78,11 +79,6 @@ class RunFinished(RunMessage):
         self.results, self.errors, self.seconds = results, errors, seconds
 
 
-def error_text(error: BaseException) -> str:
-    """A judge config error already says what to do; anything else gets its type."""
-    return str(error) if isinstance(error, JudgeConfigError) else describe_error(error)
-
-
 def counters(results: list[JudgeResult]) -> str:
     """Requests (fresh answers' attempts), retries, errors, unparsed answers and cache hits."""
     fresh = [r for r in results if not r.cached]
@@ -111,25 +107,9 @@ def has_adapter(run_dir: Path | None) -> bool:
     return run_dir is not None and RunPaths(Path(run_dir)).adapter.is_dir()
 
 
-class JudgePane(Container, can_focus=True):
+class JudgePane(ReportsWorkerErrors, Container, can_focus=True):
     """The pane takes focus when shown, so its letter keys work at once; in a text box they type,
     and Escape (or Tab) leaves the box."""
-
-    DEFAULT_CSS = """
-    JudgePane { layout: vertical; }
-    JudgePane #judge-sides { height: auto; }
-    JudgePane .judge-bar { height: 1; padding: 0 1; }
-    JudgePane .judge-bar Input { width: 1fr; margin-right: 1; }
-    JudgePane .judge-bar .judge-label { width: auto; color: $text-muted; margin-right: 1; }
-    JudgePane #questions { width: 6; }
-    JudgePane #run-progress { width: 40; display: none; }
-    JudgePane.-running #run-progress { display: block; }
-    JudgePane #run-status { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
-    JudgePane #run-status.-error { color: $error; }
-    JudgePane #judge-counters { height: 1; padding: 0 1; color: $text-muted; }
-    JudgePane #judge-table { height: 1fr; min-height: 4; }
-    JudgePane #judge-detail { height: 3; padding: 0 1; background: $boost; overflow: hidden; }
-    """
 
     BINDINGS = [
         Binding("r", "run", "Run A/B", tooltip="Score the control groups (or the texts file) with both prompts"),
@@ -181,7 +161,7 @@ class JudgePane(Container, can_focus=True):
     def _prompts(self) -> dict[str, JudgePrompt] | None:
         """Both prompts as edited, or None after showing each problem on its own side."""
         prompts, ok = {}, True
-        for label in LABELS:
+        for label in JUDGE_LABELS:
             side = self.side(label)
             side.show_endpoint_status()  # an endpoint problem is shown there, once
             if side.endpoint_problem() is not None:
@@ -213,7 +193,7 @@ class JudgePane(Container, can_focus=True):
         prompts = self._prompts() if text else None
         if prompts is None:
             return
-        for label in LABELS:
+        for label in JUDGE_LABELS:
             self.side(label).probe_pending()
         self._probe_worker(prompts, self._judges(prompts), text)
 
@@ -227,7 +207,7 @@ class JudgePane(Container, can_focus=True):
 
         for label, answer in zip(prompts, asyncio.run(ask_both())):
             if isinstance(answer, BaseException):
-                self.post_message(ProbeAnswered(label, None, error_text(answer)))
+                self.post_message(ProbeAnswered(label, None, describe_error(answer)))
             else:
                 self.post_message(ProbeAnswered(label, answer[0], None))
 
@@ -250,7 +230,7 @@ class JudgePane(Container, can_focus=True):
         self._run_prompts = prompts
         self.query_one("#judge-counters", Static).update("")
         self._status("loading the texts…")
-        self._run_worker(prompts, self._judges(prompts), texts_file, getattr(self.app, "run_dir", None), limit,
+        self._run_worker(prompts, self._judges(prompts), texts_file, self.app.state.run_dir, limit,
                          self._cancel)
 
     @work(thread=True, exclusive=True, group="judge-run", exit_on_error=False,
@@ -302,7 +282,7 @@ class JudgePane(Container, can_focus=True):
             cache.close()
         flush()
         results = {label: a for label, a in zip(prompts, answers) if not isinstance(a, BaseException)}
-        errors = {label: error_text(a) for label, a in zip(prompts, answers) if isinstance(a, BaseException)}
+        errors = {label: describe_error(a) for label, a in zip(prompts, answers) if isinstance(a, BaseException)}
         self.post_message(RunFinished(cancel, results, errors, time.monotonic() - start))
 
     def _current(self, message: RunMessage) -> bool:
@@ -316,7 +296,7 @@ class JudgePane(Container, can_focus=True):
         if not self._current(message):
             return
         self.query_one(JudgeTable).start(message.items, {label: p.scale for label, p in self._run_prompts.items()})
-        self.query_one(ProgressBar).update(total=len(message.items) * len(LABELS), progress=0)
+        self.query_one(ProgressBar).update(total=len(message.items) * len(JUDGE_LABELS), progress=0)
         self.add_class("-running")
         self._status(f"judging {len(message.items)} texts ({message.source}) with A and B… x: cancel")
 
@@ -341,30 +321,27 @@ class JudgePane(Container, can_focus=True):
             self._status(f"cancelled: {done} of {2 * len(table.items)} judged (kept in the cache: r resumes)")
         else:
             comparison = compare_prompts(message.results["A"], message.results["B"],
-                                         *(self._run_prompts[label].scale for label in LABELS))
-            rho = "-" if comparison.spearman is None else f"{comparison.spearman:.2f}"
+                                         *(self._run_prompts[label].scale for label in JUDGE_LABELS))
+            rho = format_number(comparison.spearman, 2)
             self._status(f"done in {message.seconds:.1f} s: A and B agree with Spearman {rho} over "
                          f"{comparison.n} texts; largest disagreements first")
         if message.results:
-            store_results(self.app, {label: self._run_prompts[label] for label in message.results}, message.results)
-            self.app.broadcast(JudgeResultsChanged)
+            self.app.change(judge_prompts={label: self._run_prompts[label] for label in message.results},
+                            judge_results=dict(message.results))
 
     def action_cancel(self) -> None:
         if self._cancel is not None and not self._cancel.is_set():
             self._cancel.set()
             self._status("cancelling…")
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """The one place a judge worker's error lands: next to what the user started."""
-        if event.state != WorkerState.ERROR:
-            return
-        text = error_text(event.worker.error)
-        if event.worker.group == "judge-probe":
-            for label in LABELS:
-                self.side(label).show_probe(error=text)
-        else:
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        """Said next to what the user started too (the app's toast says it once for all)."""
+        if message.worker.group == "judge-probe":
+            for label in JUDGE_LABELS:
+                self.side(label).show_probe(error=message.text)
+        elif message.worker.group == "judge-run":
             self.remove_class("-running")
-            self._status(text, error=True)
+            self._status(message.text, error=True)
 
     # -- the table -------------------------------------------------------------------------------
 

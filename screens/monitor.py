@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
@@ -20,22 +21,23 @@ from textual.widgets import Button
 from textual.worker import get_current_worker
 
 from screens.config_form import ConfigForm
-from screens.messages import ConfigChanged, RunChanged, RunEvents, RunLaunched, TaskFailed
+from screens.messages import RunEvents, RunLaunched
 from screens.runs_list import RunsList
+from screens.state import StateChanged
 from screens.widgets.loss_chart import LossChart
 from screens.widgets.samples_view import SamplesView
 from screens.widgets.status_bar import Status, StatusBar
 from screens.widgets.trend import Trend
+from screens.workers import ReportsWorkerErrors, WorkerFailed
 from studio import runs
 from studio.events import EventFollower
 from studio.paths import runs_dir
+from studio.run_state import RunState
 
 REDRAW_HZ = 4
 FOLLOW_EVERY_S = 0.5
-START_TASK = "start run"
+START_GROUP = "start-run"
 FOLLOW_GROUP = "follow"
-TERMINAL = ("stopped", "finished", "failed")
-ACTIVE = ("loading", "measuring", "running", "paused")
 
 
 class RunHistory:
@@ -48,7 +50,7 @@ class RunHistory:
         self.style: list[tuple[float, float]] = []
         self.lr: list[tuple[float, float]] = []
         self.grad_norm: list[tuple[float, float]] = []
-        self.status = Status(max_steps=max_steps, reason="edit the config on the left, then press s to train")
+        self.status = Status(max_steps=max_steps, reason="edit the config, then press s to train")
 
     def add(self, event: dict[str, Any]) -> set[str]:
         """Fold one event in; returns the parts of the screen it changes."""
@@ -64,7 +66,7 @@ class RunHistory:
             _append(self.style, step, event.get("style_loss"))
             return {"chart"}
         if kind == "status":
-            s.state, s.reason = event.get("state", s.state), event.get("reason", "")
+            s.state, s.reason = RunState(event.get("state", s.state)), event.get("reason", "")
             s.step = max(s.step, step)
             return {"status"}
         if kind == "error":
@@ -87,7 +89,7 @@ def _append(series: list[tuple[float, float]], step: int, value: Any) -> None:
     series.append((step, value))
 
 
-class MonitorPane(Container, can_focus=True):
+class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
     BINDINGS = [
         Binding("s", "start", "Start"),
         Binding("p", "pause_resume", "Pause/Resume"),
@@ -120,7 +122,7 @@ class MonitorPane(Container, can_focus=True):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="monitor-body"):
-            yield ConfigForm(self.app.config, id="config-form")
+            yield ConfigForm(self.app.state.config, id="config-form")
             with Vertical(id="monitor-live"):
                 yield StatusBar(id="run-status")
                 yield LossChart(id="loss-chart")
@@ -139,24 +141,24 @@ class MonitorPane(Container, can_focus=True):
     @property
     def run(self):
         """The in-process TrainingRun when the shown run is one, else None."""
-        run = self.app.training_run
+        run = self.app.state.training_run
         return run if self.in_process and run is not None and run.paths.root == self.run_dir else None
 
     @property
     def live(self) -> bool:
         """The shown run trains (or pauses) now. Judged by its last state: the trainer's thread outlives
         its final status event by a moment, and a watched run has no thread here at all."""
-        return (self.run is not None or self.following) and self.history.status.state in ACTIVE
+        return (self.run is not None or self.following) and self.history.status.state.active
 
     @property
     def starting(self) -> bool:
-        return self.history.status.state == "starting"
+        return self.history.status.state == RunState.STARTING
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # None: shown in the footer but dimmed, so the keys stay discoverable.
         if action == "start":
-            run = self.app.training_run
-            training_here = run is not None and run.alive and run.state not in TERMINAL
+            run = self.app.state.training_run
+            training_here = run is not None and run.alive and not run.state.terminal
             return None if self.starting or training_here or not self.query_one(ConfigForm).valid else True
         if action in ("pause_resume", "stop", "checkpoint"):
             return True if self.live else None
@@ -171,7 +173,7 @@ class MonitorPane(Container, can_focus=True):
                    "a run is already training here: stop it (x) first")
             self.notify(f"cannot start: {why}", severity="warning")
             return
-        self._launch(self.app.config)
+        self._launch(self.app.state.config)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":
@@ -189,15 +191,16 @@ class MonitorPane(Container, can_focus=True):
 
     def _launch(self, config, run_dir: Path | None = None, resume: bool = False) -> None:
         self._show(None, in_process=True, max_steps=config.train.max_steps)
-        self.history.status.state = "starting"
+        self.history.status.state = RunState.STARTING
         self.history.status.reason = "importing the trainer (torch, transformers)..."
         self._draw({"status"})
         self.query_one(ConfigForm).set_busy(True)
         self.refresh_bindings()
-        # torch and transformers take seconds to import: build the run on a thread.
-        self.app.run_task(partial(self._build_run, config, run_dir, resume), name=START_TASK,
-                          description="importing the trainer and building the run")
+        self._build_run(config, run_dir, resume)
 
+    # torch and transformers take seconds to import: the run is built on a thread.
+    @work(thread=True, exclusive=True, exit_on_error=False, group=START_GROUP,
+          description="importing the trainer and building the run")
     def _build_run(self, config, run_dir: Path | None, resume: bool) -> None:
         """Worker thread: build the run, tell the pane, then start it (messages keep that order)."""
         from studio.events import read_events
@@ -221,7 +224,7 @@ class MonitorPane(Container, can_focus=True):
 
     def on_run_launched(self, message: RunLaunched) -> None:
         run = message.run
-        self.app.training_run = run
+        self.app.change(training_run=run)
         self._show(run.paths.root, in_process=True, max_steps=run.cfg.train.max_steps, keep_status=True)
         self.history.status.source = run.paths.root.name
 
@@ -233,13 +236,14 @@ class MonitorPane(Container, can_focus=True):
         except Exception as exc:  # not a run directory, or its config.toml is broken
             self.notify(f"cannot open {run_dir}: {exc}", severity="error", timeout=8)
             return
-        self.app.update_config(config)
+        self.app.change(config=config)
         self._show(run_dir, in_process=False, max_steps=config.train.max_steps)
         self.history.status.source = f"{run_dir.name} (watching)"
         self.following = True
-        self.app.run_task(partial(self._follow, run_dir), name="follow run", group=FOLLOW_GROUP, exclusive=True,
-                          description=f"following {run_dir}/events.jsonl")
+        self._follow(run_dir)
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group=FOLLOW_GROUP,
+          description="following the run's events.jsonl")
     def _follow(self, run_dir: Path) -> None:
         """Worker thread: tail events.jsonl and post what is new, until the run's process is gone."""
         worker = get_current_worker()
@@ -260,15 +264,15 @@ class MonitorPane(Container, can_focus=True):
         self.following = False
         self._flush()
         status = self.history.status
-        if status.state not in TERMINAL and status.state != "idle":
-            status.state = "killed"
+        if not status.state.terminal and status.state != RunState.IDLE:
+            status.state = RunState.KILLED
             status.reason = "its process is gone without saying so: o, then r, resumes it from its last checkpoint"
         self._draw({"status"})
         self.refresh_bindings()
 
     def _show(self, run_dir: Path | None, in_process: bool, max_steps: int | None, keep_status: bool = False) -> None:
         """Switch the pane to another run: forget the old one's events."""
-        self.app.workers.cancel_group(self.app, FOLLOW_GROUP)
+        self.workers.cancel_group(self, FOLLOW_GROUP)
         self.following = False
         status = self.history.status
         self.run_dir, self.in_process = run_dir, in_process
@@ -279,8 +283,7 @@ class MonitorPane(Container, can_focus=True):
         self.query_one(SamplesView).clear()
         self._draw({"chart", "trends", "status"})
         if run_dir is not None:
-            self.app.run_dir = run_dir
-            self.app.broadcast(lambda: RunChanged(run_dir, in_process))
+            self.app.change(run_dir=run_dir)
 
     # -- events in ---------------------------------------------------------------------------------
 
@@ -311,12 +314,12 @@ class MonitorPane(Container, can_focus=True):
         for e in events:
             if e.get("type") == "error":
                 self.notify(e.get("message", ""), title="training", severity="error", timeout=10)
-            elif e.get("type") == "status" and e.get("state") in TERMINAL:
-                where = self.run_dir
-                text = {"finished": f"finished: the adapter is in {where}/adapter",
-                        "stopped": f"stopped at step {e.get('step')}: checkpoint and adapter saved in {where}",
-                        "failed": f"the run failed: {e.get('reason', '')}"}[e["state"]]
-                self.notify(text, title="training", severity="error" if e["state"] == "failed" else "information",
+            elif e.get("type") == "status" and RunState(e["state"]).terminal:
+                state, where = RunState(e["state"]), self.run_dir
+                text = {RunState.FINISHED: f"finished: the adapter is in {where}/adapter",
+                        RunState.STOPPED: f"stopped at step {e.get('step')}: checkpoint and adapter saved in {where}",
+                        RunState.FAILED: f"the run failed: {e.get('reason', '')}"}[state]
+                self.notify(text, title="training", severity="error" if state == RunState.FAILED else "information",
                             timeout=10)
 
     def _draw(self, parts: set[str]) -> None:
@@ -331,22 +334,24 @@ class MonitorPane(Container, can_focus=True):
 
     # -- the app's other news --------------------------------------------------------------------
 
-    def on_config_changed(self, message: ConfigChanged) -> None:
+    def on_state_changed(self, message: StateChanged) -> None:
+        if "config" not in message.changed:
+            return
         form = self.query_one(ConfigForm)
-        if form.config != message.config:
-            form.load(message.config)
+        if form.config != message.state.config:  # from another pane or an opened run, not this form's edit
+            form.load(message.state.config)
         self.refresh_bindings()
 
     def on_config_form_edited(self, message: ConfigForm.Edited) -> None:
         if message.config is not None:
-            self.app.update_config(message.config)
+            self.app.change(config=message.config)
         self.refresh_bindings()
 
-    def on_task_failed(self, message: TaskFailed) -> None:
-        if message.name != START_TASK:
-            return
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        if message.worker.group != START_GROUP:
+            return  # the app's toast says it
         status = self.history.status
-        status.state, status.reason, status.error = "failed", "the run could not start", message.error
+        status.state, status.reason, status.error = RunState.FAILED, "the run could not start", message.text
         self._draw({"status"})
         self.query_one(ConfigForm).set_busy(False)
         self.refresh_bindings()
@@ -366,7 +371,7 @@ class MonitorPane(Container, can_focus=True):
         self._draw({"status"})
 
     def action_pause_resume(self) -> None:
-        if self.history.status.state == "paused":
+        if self.history.status.state == RunState.PAUSED:
             self._control("resume", "resume requested")
         else:
             self._control("pause", "pause requested: it takes effect at the end of this step")

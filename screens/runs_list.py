@@ -5,20 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-RESUMABLE = ("killed", "stopped", "failed")
+from screens.workers import ReportsWorkerErrors, WorkerFailed
+from studio.formatting import format_number
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-class RunsList(ModalScreen[tuple[str, Path] | None]):
+class RunsList(ReportsWorkerErrors, ModalScreen[tuple[str, Path] | None]):
     """Dismisses with ("open", dir), ("resume", dir), or None."""
 
     BINDINGS = [
@@ -40,16 +38,17 @@ class RunsList(ModalScreen[tuple[str, Path] | None]):
         with Vertical(id="runs-dialog"):
             yield Static(f"Runs in {self.root}/", id="runs-title")
             yield DataTable(cursor_type="row", zebra_stripes=True, id="runs-table")
-            yield Static("enter open (live if it trains) · r resume a killed/stopped/failed run · esc close",
-                         id="runs-hint")
+            yield Static("enter open · r resume (a killed, stopped or failed run) · esc close", id="runs-hint")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("name", "model", "dataset", "steps", "loss", "held-out", "style", "status")
+        # What tells runs apart first: at 80 columns the model and dataset are the ones cut off.
+        table.add_columns("name", "status", "steps", "loss", "held-out", "style", "model", "dataset")
         table.loading = True
-        # Summaries read every events.jsonl: off the event loop.
-        self.app.run_task(self._load, name="list runs", description=f"reading runs in {self.root}")
+        self._load()
 
+    # Summaries read every events.jsonl: off the event loop.
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs-list", description="reading the runs")
     def _load(self) -> None:
         from studio.runs import list_runs
 
@@ -61,12 +60,17 @@ class RunsList(ModalScreen[tuple[str, Path] | None]):
         self._runs = {str(r.path): r for r in message.runs}
         for r in message.runs:
             status = r.status + (" (live)" if r.alive else "")
-            table.add_row(r.name, Path(r.model).name, Path(r.dataset).name, f"{r.step}/{r.max_steps}",
-                          _fmt(r.last_loss), _fmt(r.eval_loss), _fmt(r.style_loss), status, key=str(r.path))
+            table.add_row(r.name, status, f"{r.step}/{r.max_steps}", format_number(r.last_loss, 3),
+                          format_number(r.eval_loss, 3), format_number(r.style_loss, 3), Path(r.model).name,
+                          Path(r.dataset).name, key=str(r.path))
         if not message.runs:
             self.query_one("#runs-hint", Static).update(f"no runs in {self.root}/ yet: press s on the Train pane "
                                                         "to start one · esc close")
         table.focus()
+
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        self.query_one(DataTable).loading = False
+        self.query_one("#runs-hint", Static).update(f"cannot list the runs: {message.text} · esc close")
 
     def _selected(self):
         table = self.query_one(DataTable)
@@ -85,7 +89,7 @@ class RunsList(ModalScreen[tuple[str, Path] | None]):
         run = self._selected()
         if run is None:
             return
-        if run.alive or run.status not in RESUMABLE:
+        if run.alive or not run.status.resumable:
             self.notify(f"{run.name} is {run.status}{' and alive' if run.alive else ''}: only a killed, stopped "
                         "or failed run can be resumed", severity="warning")
             return

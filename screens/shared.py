@@ -24,16 +24,6 @@ def cached_tokenizer(name: str) -> Any:
         return _tokenizers[name]
 
 
-def format_duration(seconds: float | None) -> str:
-    """`mm:ss`, or `h:mm:ss` past an hour; `--:--` when unknown."""
-    if seconds is None:
-        return "--:--"
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-    return f"{seconds // 60:02d}:{seconds % 60:02d}"
-
-
 def describe_error(error: BaseException) -> str:
     """An engine error in the user's words: engine errors already say what to do, others get their type."""
     from studio.errors import StudioError

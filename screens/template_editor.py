@@ -26,9 +26,10 @@ from textual.widgets import Select, Static, TextArea
 from textual.widgets.text_area import TextAreaTheme
 from textual.worker import get_current_worker
 
-from screens.messages import ConfigChanged
 from screens.shared import cached_tokenizer, describe_error
+from screens.state import StateChanged
 from screens.widgets.token_view import NEWLINE, Token, TokenSpans
+from screens.workers import ReportsWorkerErrors, WorkerFailed
 
 RENDER_DEBOUNCE_S = 0.2
 
@@ -97,12 +98,6 @@ class Rendered(Message):
         self.rendering = rendering
 
 
-class LoadFailed(Message):
-    def __init__(self, error: BaseException) -> None:
-        super().__init__()
-        self.text = describe_error(error)
-
-
 def _load(config) -> tuple[Any, list[dict], dict[str, Any]]:
     from studio import templates
     from studio.data import load_rows
@@ -118,25 +113,8 @@ def _trained_tokens(tokenizer, input_ids: list[int], labels: list[int]) -> list[
             for token_id, label in zip(input_ids, labels)]
 
 
-class TemplatePane(Container, can_focus=True):
+class TemplatePane(ReportsWorkerErrors, Container, can_focus=True):
     """Pick or edit the chat template; see a dataset row as trained; apply it to the run config."""
-
-    DEFAULT_CSS = """
-    TemplatePane { layout: vertical; }
-    TemplatePane #tpl-bar { height: auto; }
-    TemplatePane #preset { width: 24; }
-    TemplatePane #tpl-about { height: auto; padding: 0 1; color: $text-muted; }
-    TemplatePane .tpl-label { width: auto; height: 3; padding: 1 1 0 1; }
-    TemplatePane #tpl-state.-edited { color: $warning; }
-    TemplatePane #tpl-main { height: 1fr; }
-    TemplatePane #tpl-left, TemplatePane #tpl-right { width: 1fr; }
-    TemplatePane #jinja { height: 1fr; }
-    TemplatePane #tpl-error { height: auto; color: $error; padding: 0 1; }
-    TemplatePane #tpl-diagnostics { height: auto; max-height: 10; padding: 0 1; }
-    TemplatePane #tpl-summary { height: auto; padding: 0 1; }
-    TemplatePane #tpl-render { height: 1fr; border: round $primary 50%; border-title-color: $text; }
-    TemplatePane #tpl-generation { height: auto; max-height: 8; border: round $secondary 50%; border-title-color: $text; padding: 0 1; }
-    """
 
     BINDINGS = [
         Binding("left_square_bracket", "row(-1)", "Prev row", key_display="[",
@@ -163,7 +141,7 @@ class TemplatePane(Container, can_focus=True):
 
     def compose(self):
         with Horizontal(id="tpl-bar"):
-            yield Select([], prompt="loading presets…", allow_blank=True, id="preset")
+            yield Select([], prompt="loading presets…", allow_blank=True, compact=True, id="preset")
             yield Static("", id="tpl-row", classes="tpl-label", markup=False)
             yield Static("", id="tpl-state", classes="tpl-label", markup=False)
         yield Static("", id="tpl-about", markup=False)
@@ -179,18 +157,18 @@ class TemplatePane(Container, can_focus=True):
                 yield Static("", id="tpl-generation", markup=False)
 
     def on_mount(self) -> None:
-        self.query_one("#tpl-render").border_title = "the row as trained: green carries loss, dim is masked"
-        self.query_one("#tpl-generation").border_title = "generation prompt (what sampling feeds the model)"
+        self.query_one("#tpl-render").border_title = "as trained: green carries loss"
+        self.query_one("#tpl-generation").border_title = "generation prompt (for sampling)"
 
     def on_show(self) -> None:
         # A tokenizer takes seconds of CPU to load: only once the pane is first looked at.
         if self._loaded is None:
-            self._start_loading(self.app.config)
+            self._start_loading(self.app.state.config)
 
-    def on_config_changed(self, message: ConfigChanged) -> None:
-        config = message.config
-        if self._loaded is None:  # never shown: on_show will read the app's config
+    def on_state_changed(self, message: StateChanged) -> None:
+        if self._loaded is None or "config" not in message.changed:  # never shown: on_show reads the config
             return
+        config = message.state.config
         if (config.model, config.data) != (self._loaded.model, self._loaded.data):
             self._start_loading(config)  # shows the config's template once loaded
         elif self._tokenizer is not None:
@@ -209,11 +187,7 @@ class TemplatePane(Container, can_focus=True):
     @work(thread=True, exclusive=True, group="template-load", exit_on_error=False,
           description="loading the tokenizer, presets and dataset rows")
     def _load_worker(self, config) -> None:
-        try:
-            tokenizer, rows, presets = _load(config)
-        except Exception as error:  # a missing model or a bad dataset: say what to do, keep the app up
-            self.post_message(LoadFailed(error))
-            return
+        tokenizer, rows, presets = _load(config)
         if not get_current_worker().is_cancelled:
             self.post_message(Loaded(tokenizer, rows, presets))
 
@@ -222,10 +196,12 @@ class TemplatePane(Container, can_focus=True):
         self._row = min(self._row, max(len(self._rows) - 1, 0))
         select = self.query_one("#preset", Select)
         select.set_options((name, name) for name in self._presets)
-        self._show_template(self.app.config.template)
+        self._show_template(self.app.state.config.template)
 
-    def on_load_failed(self, message: LoadFailed) -> None:
-        self.query_one("#tpl-summary", Static).update(Text(message.text, style="bold red"))
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        """A missing model or a bad dataset is said here too (the app's toast says it once for all)."""
+        if message.worker.group == "template-load":
+            self.query_one("#tpl-summary", Static).update(Text(message.text, style="bold red"))
 
     def _show_template(self, template_cfg) -> None:
         """Show a TemplateConfig: its preset in the picker and its Jinja (or the preset's) in the editor."""
@@ -276,7 +252,7 @@ class TemplatePane(Container, can_focus=True):
 
     def _update_state(self) -> None:
         state = self.query_one("#tpl-state", Static)
-        applied = self._template_config() == self.app.config.template
+        applied = self._template_config() == self.app.state.config.template
         state.update("applied to the run config" if applied else "not applied: press a")
         state.set_class(not applied, "-edited")
 
@@ -377,7 +353,7 @@ class TemplatePane(Container, can_focus=True):
         elif self._rendering.error:
             self.notify(f"fix the template first: {self._rendering.error}", severity="error")
         else:
-            self.app.update_config(replace(self.app.config, template=template_cfg))
+            self.app.change(config=replace(self.app.state.config, template=template_cfg))
             self._update_state()
 
     def action_pick_preset(self) -> None:

@@ -18,9 +18,10 @@ from textual.timer import Timer
 from textual.widgets import Input, Static, TextArea
 from textual.worker import get_current_worker
 
-from screens.messages import ConfigChanged
 from screens.shared import cached_tokenizer, describe_error
+from screens.state import StateChanged
 from screens.widgets.token_view import TokenSpans, tokens_from_view
+from screens.workers import ReportsWorkerErrors, WorkerFailed
 
 SAMPLE_TEXT = ("The quick brown fox jumps over the lazy dog.\n"
                "    Indented, with  two spaces; café, naïve, 1234567.\n"
@@ -57,36 +58,17 @@ class LookedUp(Message):
         self.query, self.matches = query, matches
 
 
-class LoadFailed(Message):
-    def __init__(self, what: str, error: BaseException) -> None:
-        super().__init__()
-        self.what, self.text = what, describe_error(error)
-
-
 def roundtrip_difference(text: str, decoded: str) -> str:
     """Where decode(encode(text)) first differs from the text, shown on both sides."""
     at = next((i for i, (a, b) in enumerate(zip(text, decoded)) if a != b), min(len(text), len(decoded)))
     return f"at char {at}: text {text[at:at + 12]!r}, decoded {decoded[at:at + 12]!r}"
 
 
-class TokenizerPane(Container, can_focus=True):
+class TokenizerPane(ReportsWorkerErrors, Container, can_focus=True):
     """Type or paste text, or step through dataset rows, and see its tokens.
 
     The pane itself takes focus when shown, so its letter keys work at once; in a text box they
     type, and Tab leaves the box.
-    """
-
-    DEFAULT_CSS = """
-    TokenizerPane { layout: vertical; }
-    TokenizerPane #tok-bar { height: auto; }
-    TokenizerPane #tok-bar Input { width: 1fr; }
-    TokenizerPane #tok-text { height: 7; }
-    TokenizerPane .tok-line { height: auto; padding: 0 1; }
-    TokenizerPane #tok-status.-error { color: $error; }
-    TokenizerPane #tok-columns { height: 1fr; }
-    TokenizerPane .tok-column { width: 1fr; border: round $primary 50%; border-title-color: $text; }
-    TokenizerPane #col-b { display: none; }
-    TokenizerPane.-comparing #col-b { display: block; }
     """
 
     BINDINGS = [
@@ -97,8 +79,8 @@ class TokenizerPane(Container, can_focus=True):
                 tooltip="Show the previous dataset row as trained (rendered with the template)"),
         Binding("right_square_bracket", "row(1)", "Next row", key_display="]",
                 tooltip="Show the next dataset row as trained (rendered with the template)"),
-        Binding("slash", "focus_lookup", "Look up", key_display="/", tooltip="Look up a token by id or piece"),
-        Binding("e", "focus_text", "Edit text", tooltip="Type or paste the text to inspect"),
+        Binding("slash", "focus_lookup", "Find", key_display="/", tooltip="Look up a token by id or piece"),
+        Binding("e", "focus_text", "Edit", tooltip="Type or paste the text to inspect"),
     ]
 
     show_ids: reactive[bool] = reactive(False)
@@ -106,7 +88,7 @@ class TokenizerPane(Container, can_focus=True):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._config: Any = None  # the RunConfig shown: the app's, as of the last ConfigChanged
+        self._config: Any = None  # the RunConfig shown: the app's, as of the last StateChanged
         self._templated: Any = None  # the tokenizer as trained: the model's, with the template applied
         self._base: Any = None
         self._other_name = ""  # another model to compare with; "": compare with the base tokenizer
@@ -118,8 +100,9 @@ class TokenizerPane(Container, can_focus=True):
 
     def compose(self):
         with Horizontal(id="tok-bar"):
-            yield Input(placeholder="look up a token: an id (42) or a piece", id="lookup")
-            yield Input(placeholder="compare with model (Enter; empty: the base tokenizer)", id="compare-with")
+            yield Input(placeholder="look up a token: id or piece", compact=True, id="lookup")
+            yield Input(placeholder="model to compare with (enter)", compact=True, id="compare-with",
+                        tooltip="A model's tokenizer to compare with; empty: the base tokenizer, no template")
         yield Static("", id="tok-status", classes="tok-line", markup=False)
         yield TextArea(SAMPLE_TEXT, id="tok-text", soft_wrap=True)
         yield Static("", id="tok-counts", classes="tok-line", markup=False)
@@ -133,13 +116,13 @@ class TokenizerPane(Container, can_focus=True):
     def on_show(self) -> None:
         # A tokenizer takes seconds of CPU to load: only once the pane is first looked at.
         if self._config is None:
-            self._config = self.app.config
+            self._config = self.app.state.config
             self._load(self._config)
 
-    def on_config_changed(self, message: ConfigChanged) -> None:
-        if self._config is None:  # never shown: on_show will read the app's config
+    def on_state_changed(self, message: StateChanged) -> None:
+        if self._config is None or "config" not in message.changed:  # never shown: on_show reads the config
             return
-        config, shown = message.config, self._config
+        config, shown = message.state.config, self._config
         self._config = config
         if config.data != shown.data:
             self._rows, self._row = None, -1
@@ -158,11 +141,7 @@ class TokenizerPane(Container, can_focus=True):
     def _load_tokenizers(self, model: str, template_cfg) -> None:
         from studio import templates
 
-        try:
-            base = cached_tokenizer(model)
-        except Exception as error:  # a missing model must not take the app down: say what to do
-            self.post_message(LoadFailed("tokenizer", error))
-            return
+        base = cached_tokenizer(model)
         templated = copy.deepcopy(base)  # the cached tokenizer is shared: never change it in place
         try:
             added, problem = templates.apply_template(templated, template_cfg), ""
@@ -175,7 +154,7 @@ class TokenizerPane(Container, can_focus=True):
         config = self._config
         self._base, self._templated = message.base, message.templated
         added = f", +{len(message.added)} tokens" if message.added else ""
-        self.query_one("#col-a").border_title = f"as trained: template {config.template.preset}{added}"
+        self.query_one("#col-a").border_title = f"as trained: {config.template.preset}{added}"
         self._set_status(message.problem, error=bool(message.problem))
         self._inspect()
 
@@ -194,11 +173,7 @@ class TokenizerPane(Container, can_focus=True):
     @work(thread=True, exclusive=True, group="tokens-other", exit_on_error=False,
           description="loading a tokenizer to compare with")
     def _load_other(self, name: str) -> None:
-        try:
-            tokenizer = cached_tokenizer(name)
-        except Exception as error:
-            self.post_message(LoadFailed("compare", error))
-            return
+        tokenizer = cached_tokenizer(name)
         if not get_current_worker().is_cancelled:
             self.post_message(OtherLoaded(name, tokenizer))
 
@@ -210,18 +185,19 @@ class TokenizerPane(Container, can_focus=True):
     def _load_rows(self, data_cfg) -> None:
         from studio.data import load_rows
 
-        try:
-            self.post_message(RowsLoaded(load_rows(data_cfg)))
-        except Exception as error:
-            self.post_message(LoadFailed("rows", error))
+        self.post_message(RowsLoaded(load_rows(data_cfg)))
 
     def on_rows_loaded(self, message: RowsLoaded) -> None:
         self._rows = message.rows
         self._show_row(1)
 
-    def on_load_failed(self, message: LoadFailed) -> None:
-        if message.what == "compare":
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        """Said where it happened too (the app's toast says it once for all)."""
+        group = message.worker.group
+        if group == "tokens-other":
             self.query_one("#col-b").border_title = message.text
+        elif group == "tokens-lookup":
+            self.query_one("#lookup-result", Static).update(message.text)
         else:
             self._set_status(message.text, error=True)
 

@@ -1,9 +1,14 @@
-"""The `studio` command. With no arguments it opens the app; subcommands run headless."""
+"""The `studio` command's headless subcommands.
+
+The `studio` console script is `screens.launcher`: it opens the app for `studio` and `studio watch`
+and hands every other subcommand to `main` here, so the engine never imports the UI.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from studio.config import DEFAULT_MODEL, ConfigError, RunConfig
@@ -16,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     from studio.judge_cli import add_judge_parsers
 
     parser = argparse.ArgumentParser(prog="studio", description="Fine-tune chat LLMs with LoRA and judge them.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("train", help="fine-tune headless (default: the embedded model on the demo data)")
@@ -62,19 +68,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=export_command)
 
     p = sub.add_parser("watch", help="open the app on a run directory (live if it is still training)")
-    p.add_argument("run_dir", type=Path)
-    p.set_defaults(func=watch_command)
+    p.add_argument("run_dir", type=Path)  # opened by screens.launcher, like `studio` with no command
 
     add_judge_parsers(sub)
     return parser
 
 
+def package_version() -> str:
+    try:
+        return version("finetune-studio")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command is None:
-        from screens.app import run_studio
-
-        return run_studio()
+    if args.command in (None, "watch"):  # the app's commands: the engine has no UI
+        print("the app opens with the `studio` command: `studio`, or `studio watch RUN_DIR`", file=sys.stderr)
+        return 2
     try:
         return args.func(args) or 0
     except ConfigError as exc:  # a wrong value on the command line or in a config file
@@ -125,6 +136,7 @@ def runs_command(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from studio.formatting import format_number
     from studio.runs import list_runs
 
     root = args.root or runs_dir()
@@ -134,12 +146,10 @@ def runs_command(args: argparse.Namespace) -> int:
         return 0
     table = Table("name", "model", "dataset", "steps", "loss", "held-out", "style", "status")
 
-    def fmt(x):
-        return "-" if x is None else f"{x:.3f}"
-
     for r in found:
-        table.add_row(r.name, r.model, r.dataset, f"{r.step}/{r.max_steps}", fmt(r.last_loss), fmt(r.eval_loss),
-                      fmt(r.style_loss), r.status + (" (live)" if r.alive else ""))
+        table.add_row(r.name, r.model, r.dataset, f"{r.step}/{r.max_steps}", format_number(r.last_loss, 3),
+                      format_number(r.eval_loss, 3), format_number(r.style_loss, 3),
+                      r.status + (" (live)" if r.alive else ""))
     Console().print(table)
     return 0
 
@@ -242,12 +252,6 @@ def export_command(args: argparse.Namespace) -> int:
         print(f"error: export failed: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def watch_command(args: argparse.Namespace) -> int:
-    from screens.app import run_studio
-
-    return run_studio(watch=args.run_dir)
 
 
 if __name__ == "__main__":

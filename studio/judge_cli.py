@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from studio.formatting import format_number
 from studio.judge import (
     JudgeCache,
     JudgeConfigError,
@@ -123,7 +124,7 @@ def judge_command(args: argparse.Namespace) -> int:
         if len(results) == 2:
             a, b = prompts
             cmp = compare_prompts(results[a.id], results[b.id], a.scale, b.scale, top=5)
-            rho = "-" if cmp.spearman is None else f"{cmp.spearman:.3f}"
+            rho = format_number(cmp.spearman, 3)
             print(f"{a.id} vs {b.id}: Spearman {rho} over {cmp.n} texts; largest disagreements:")
             for x, y, gap in cmp.disagreements:
                 print(f"  [{x.group}] {x.score:g} vs {y.score:g} (gap {gap:.2f}): {x.text[:80]!r}")

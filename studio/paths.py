@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+def _assets() -> Path:
+    """The studio's data files: the `studio.assets` package of an install (a wheel carries assets/
+    inside the package, an editable install maps it to the checkout's), or assets/ at the top of a
+    checkout run in place (PYTHONPATH=.)."""
+    try:
+        return Path(str(resources.files("studio.assets")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "assets"
+
+
+ASSETS = _assets()
 
 
 def cache_dir() -> Path:

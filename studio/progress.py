@@ -6,20 +6,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from studio.events import Event
+from studio.formatting import format_duration
 from studio.run_state import RunState
 
 
 def _number(value, spec: str) -> str:
     """A value of an event formatted, or "-" (missing, or NaN written as text in the log)."""
     return format(value, spec) if isinstance(value, (int, float)) else "-"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
-        f"{seconds // 60:02d}:{seconds % 60:02d}"
 
 
 class ProgressView:
@@ -66,7 +59,7 @@ class ProgressView:
         kind = event["type"]
         if kind == "step":
             self.progress.update(self.task, completed=event["step"], loss=_number(event.get("loss"), ".4f"),
-                                 tps=_number(event.get("tokens_per_s"), ".0f"), eta=_duration(event.get("eta_s")),
+                                 tps=_number(event.get("tokens_per_s"), ".0f"), eta=format_duration(event.get("eta_s")),
                                  observe=_number(event.get("observe_share"), ".0%"))
         elif kind == "status":
             self.progress.update(self.task, state=event["state"])

@@ -1,4 +1,4 @@
-"""The process's terminal: letting go of it when the SSH connection drops."""
+"""The process's terminal: what a process does when its terminal hangs up (SSH dropped)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,9 @@ first test session pays ~20 s and later ones nothing.
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import replace
 
 import pytest
 
@@ -33,3 +35,28 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture
 def tmp_run_dir(tmp_path):
     return tmp_path / "run"
+
+
+QA_ROWS = [("What is a token?", "A piece of text, a token is."),
+           ("Why count tokens?", "Pay for them, you do."),
+           ("What is a template?", "How a chat is written, it is."),
+           ("Is loss on every token?", "Only on the answer, hmm.")]
+
+
+@pytest.fixture
+def make_studio(tmp_path, smol_tokenizer):
+    """Makes the real app on a small question/answer file, with config sections replaced as given.
+
+    `smol_tokenizer` puts the default model's tokenizer in the studio's cache before any app opens.
+    """
+    from screens.app import StudioApp
+    from screens.state import StudioState
+    from studio.config import DataConfig, RunConfig
+
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "yoda": a}) + "\n" for q, a in QA_ROWS))
+
+    def make(**sections) -> StudioApp:
+        return StudioApp(state=StudioState(config=replace(RunConfig(), data=DataConfig(dataset=str(data)), **sections)))
+
+    return make

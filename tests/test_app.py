@@ -1,38 +1,18 @@
-"""The app shell: fast imports, panes on 1-5, help, the command palette, errors from workers, quitting."""
+"""The app shell: panes on 1-5, help, the command palette, errors from workers, quitting."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
+from helpers import record_notifications, wait_for
 from textual.widgets import TabbedContent
 
 from screens.app import PANES, StudioApp
-from screens.messages import ConfigChanged, TaskFailed
 from screens.monitor import MonitorPane
+from screens.state import StateChanged
 from screens.widgets.dialogs import HelpScreen
-from studio.config import ConfigError, RunConfig
+from screens.workers import WorkerFailed
+from studio.config import RunConfig
 
-ROOT = Path(__file__).resolve().parent.parent
 SIZE = (120, 40)
-
-
-def imported_after(statement: str) -> set[str]:
-    code = f"import sys; {statement}; print(' '.join(sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    return set(out.stdout.split())
-
-
-def test_the_app_imports_without_the_heavy_engine():
-    # The app must open in well under 2 s: torch and friends load on a worker when a run starts.
-    modules = imported_after("import screens.app")
-    assert not modules & {"torch", "transformers", "peft", "datasets"}
-
-
-def test_the_engine_never_imports_textual():
-    modules = imported_after("import studio.config, studio.events, studio.runs")
-    assert "textual" not in modules
 
 
 async def test_keys_1_to_5_switch_panes_from_any_pane():
@@ -72,33 +52,34 @@ async def test_the_command_palette_runs_pane_actions():
         assert app.query_one(TabbedContent).active == "judge"
 
 
-async def test_update_config_reaches_every_pane_once():
+async def test_a_state_change_reaches_every_pane_once():
     app = StudioApp()
-    heard: list[ConfigChanged] = []
-    async with app.run_test(size=SIZE, message_hook=lambda m: heard.append(m) if isinstance(m, ConfigChanged) else None) \
+    heard: list[StateChanged] = []
+    async with app.run_test(size=SIZE, message_hook=lambda m: heard.append(m) if isinstance(m, StateChanged) else None) \
             as pilot:
         cfg = RunConfig().with_overrides(["train.max_steps=9"])
-        app.update_config(cfg)
-        app.update_config(cfg)  # no change: no news
+        app.change(config=cfg)
+        app.change(config=cfg)  # no change: no news
         await pilot.pause()
-        assert app.config is cfg
-        assert len(heard) == len(PANES) and all(m.config is cfg for m in heard)
+        assert app.state.config is cfg
+        assert len(heard) == len(PANES) and all(m.state.config is cfg and m.changed == {"config"} for m in heard)
 
 
-async def test_a_failing_worker_is_told_to_the_user_and_the_app_goes_on():
+async def test_a_failing_worker_is_told_to_the_user_once_and_the_app_goes_on(tmp_path, monkeypatch):
+    # The runs list's worker reads every run; a run folder whose config.toml is not a file breaks it.
+    monkeypatch.setenv("STUDIO_RUNS", str(tmp_path))
+    (tmp_path / "broken" / "config.toml").mkdir(parents=True)
     app = StudioApp()
-    failures: list[TaskFailed] = []
-    async with app.run_test(size=SIZE, message_hook=lambda m: failures.append(m) if isinstance(m, TaskFailed) else None) \
+    failed: list[WorkerFailed] = []
+    async with app.run_test(size=SIZE, message_hook=lambda m: failed.append(m) if isinstance(m, WorkerFailed) else None) \
             as pilot:
-        def broken() -> None:
-            raise ConfigError("data.dataset: no such file; give a .jsonl path")
-
-        app.run_task(broken, name="load data", description="loading data")
-        await pilot.pause(0.3)
+        toasts = record_notifications(app)
+        await pilot.press("o")
+        await wait_for(pilot, lambda: toasts)
         await pilot.pause()
-        assert [n.message for n in app._notifications] == ["data.dataset: no such file; give a .jsonl path"]
-        assert {(f.name, f.error) for f in failures} == {("load data", "data.dataset: no such file; give a .jsonl path")}
-        assert len(failures) == len(PANES)  # every pane hears of it
+        assert len(toasts) == 1 and toasts[0].startswith("IsADirectoryError") and "config.toml" in toasts[0]
+        assert len({id(f) for f in failed}) == 1  # one message, from the screen that started the worker up to the app
+        assert str(app.screen.query_one("#runs-hint").render()).startswith(f"cannot list the runs: {toasts[0]}")
         assert app.is_running
 
 

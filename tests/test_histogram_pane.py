@@ -1,44 +1,20 @@
-"""The Scores pane in the real app: fixed results put on the app (as the Judge pane leaves them),
+"""The Scores pane in the real app: fixed results in the app's state (as the Judge pane leaves them),
 then its keys, its numbers, its bar listing and its export; and once end to end, fed by a real
 A/B run against llm-katan's echo server."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 
-from judge_fixtures import echo_katan  # noqa: F401  (a fixture)
-from test_judge_pane import ROWS, open_judge, own_cache, run_over, text_of, texts_file  # noqa: F401 (fixtures)
+from helpers import record_notifications, text_of, wait_for
+from judge_fixtures import (ROWS, echo_katan, open_judge, own_cache, run_over,  # noqa: F401 (fixtures)
+                            studio_with_results, texts_file)
 from textual.widgets import DataTable
 
 from screens.app import StudioApp
 from screens.histogram import HistogramPane
-from screens.widgets.judge_results import store_results
-from studio.judge import JudgeItem, JudgeResult, load_prompt
 
 SIZE = (120, 40)
-
-# Scores per group: base and target apart (AUC 1.00), generated half way (AUC base/generated 0.875)
-SCORES = {"A": {"base": [1, 2, 2, 3], "generated": [2, 5, 5, 9], "target": [8, 9, 9, 10]},
-          "B": {"base": [2, 3, 3, 4], "generated": [3, 4, 6, 7], "target": [6, 7, 9, 9]}}
-
-
-def fixed_results() -> tuple[dict, dict]:
-    prompts, results = {}, {}
-    for label, preset in (("A", "yoda"), ("B", "leprechaun")):
-        prompt = dataclasses.replace(load_prompt(preset), id=f"{label}-{preset}")
-        prompts[label] = prompt
-        results[label] = [
-            JudgeResult(JudgeItem(f"{group} answer {i}: {'hmm, ' * i}a text of that style", group), prompt.id,
-                        "openai", "judge-model", score=score, reason="fixed", raw=f"Score: {score}", attempts=1)
-            for group, scores in SCORES[label].items() for i, score in enumerate(scores)]
-    return prompts, results
-
-
-def studio_with_results() -> StudioApp:
-    app = StudioApp()
-    store_results(app, *fixed_results())
-    return app
 
 
 def bin_rows(app) -> list[tuple[str, str, str]]:
@@ -94,8 +70,7 @@ async def test_prompt_and_layout_keys():
 
 
 async def test_export_writes_png_and_csv_into_the_run(tmp_path):
-    app = studio_with_results()
-    app.run_dir = tmp_path / "run"
+    app = studio_with_results(run_dir=tmp_path / "run")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("5", "e")
         await pilot.app.workers.wait_for_complete()
@@ -117,6 +92,19 @@ async def test_export_without_a_run_goes_to_studio_exports(tmp_path, monkeypatch
     assert len(list(csv.DictReader((tmp_path / "studio-exports/judge-A-scores.csv").open()))) == 12
 
 
+async def test_an_export_that_cannot_be_written_is_told_once(tmp_path):
+    (tmp_path / "not-a-folder").write_text("")
+    app = studio_with_results(run_dir=tmp_path / "not-a-folder" / "run")
+    toasts = record_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        await pilot.pause()
+        await pilot.press("e")
+        await wait_for(pilot, lambda: toasts)
+        assert len(toasts) == 1 and toasts[0].startswith(("NotADirectoryError", "FileExistsError"))
+        assert pilot.app.is_running
+
+
 async def test_a_run_in_the_judge_pane_shows_up_here(echo_katan, texts_file):
     async with StudioApp().run_test(size=SIZE) as pilot:
         pane = await open_judge(pilot, echo_katan)
@@ -126,4 +114,4 @@ async def test_a_run_in_the_judge_pane_shows_up_here(echo_katan, texts_file):
         assert "base       n 4    mean 1.75" in stats and "target     n 4    mean 8.50" in stats
         assert "AUC base/target    1.00" in stats
         assert "5 unparsed" not in stats and "1 unparsed" in text_of(pilot.app, "#score-stats-b")  # a 6 on 1-5
-        assert [r.score for r in pilot.app.judge_results["A"]] == [s for _, s in ROWS]
+        assert [r.score for r in pilot.app.state.judge_results["A"]] == [s for _, s in ROWS]

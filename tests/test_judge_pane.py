@@ -9,80 +9,23 @@ order "disagreements first" and every counter exact.
 
 from __future__ import annotations
 
-import json
 import time
 
-import pytest
-from judge_fixtures import echo_katan  # noqa: F401  (a fixture)
+from helpers import imported_after, record_notifications, text_of, wait_for
+from judge_fixtures import (ROWS, echo_katan, open_judge, own_cache, run_over, texts_file,  # noqa: F401 (fixtures)
+                            verdict_text)
 from katan import Katan
-from textual.widgets import Input, Select, Static
+from textual.widgets import Input, Static
 
 from screens.app import StudioApp
-from screens.judge import JudgePane
 from screens.widgets.judge_table import JudgeTable
-from test_app import imported_after
 
 SIZE = (120, 40)
-
-ROWS = [("base", 1), ("base", 2), ("base", 3), ("base", 1),
-        ("generated", 4), ("generated", 5), ("generated", 6), ("generated", 5),
-        ("target", 9), ("target", 8), ("target", 10), ("target", 7)]
-
-
-def verdict_text(index: int, score: int) -> str:
-    return f"Answer {index}. Score: {score}"
 
 
 def gap(score: int) -> float | None:
     """|A - B| on 0-1 when both judges scored: A on 1-10, B on 1-5."""
     return abs((score - 1) / 9 - (score - 1) / 4) if score <= 5 else None
-
-
-@pytest.fixture
-def texts_file(tmp_path):
-    path = tmp_path / "texts.jsonl"
-    path.write_text("".join(json.dumps({"text": verdict_text(i, s), "group": g, "question": f"Question {i}?",
-                                        "reference": "A reference answer."}) + "\n"
-                            for i, (g, s) in enumerate(ROWS)))
-    return path
-
-
-@pytest.fixture(autouse=True)
-def own_cache(tmp_path, monkeypatch):
-    """Each test starts with an empty judge cache."""
-    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
-
-
-def text_of(app, selector: str) -> str:
-    return str(app.query_one(selector, Static).content)
-
-
-async def wait_for(pilot, condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the pane"
-        await pilot.pause(0.05)
-
-
-async def open_judge(pilot, server: Katan | None = None, a: str = "yoda", b: str = "faithfulness") -> JudgePane:
-    """Show the Judge pane; with a server, point both judges at it (no API key: a loopback server)."""
-    await pilot.press("4")
-    pane = pilot.app.query_one(JudgePane)
-    if server is not None:
-        for label, preset in (("a", a), ("b", b)):
-            pane.query_one(f"#preset-{label}", Select).value = preset
-            pane.query_one(f"#url-{label}", Input).value = server.base_url
-            pane.query_one(f"#model-{label}", Input).value = "judge-echo"
-            pane.query_one(f"#keyenv-{label}", Input).value = ""
-    await pilot.pause()
-    return pane
-
-
-async def run_over(pilot, pane: JudgePane, texts_file) -> None:
-    pane.query_one("#texts-file", Input).value = str(texts_file)
-    pane.focus()
-    await pilot.press("r")
-    await wait_for(pilot, lambda: text_of(pilot.app, "#run-status").startswith(("done", "cancelled")))
 
 
 def test_the_panes_import_no_heavy_engine():
@@ -128,10 +71,10 @@ async def test_run_fills_the_table_disagreements_first_and_counts(echo_katan, te
         assert "Spearman" in text_of(pilot.app, "#run-status")
 
         # The results wait on the app for the Scores pane.
-        results = pilot.app.judge_results
+        results = pilot.app.state.judge_results
         assert [r.score for r in results["A"]] == [s for _, s in ROWS]
         assert [r.score for r in results["B"]] == [s if s <= 5 else None for _, s in ROWS]
-        assert pilot.app.judge_prompts["B"].id == "B-faithfulness"
+        assert pilot.app.state.judge_prompts["B"].id == "B-faithfulness"
 
         # Unchanged prompts and texts: everything comes from the cache, no request is made.
         before = echo_katan.requests()
@@ -197,10 +140,37 @@ async def test_cancel_stops_the_run_and_keeps_what_was_judged(tmp_path, texts_fi
             await wait_for(pilot, lambda: text_of(pilot.app, "#run-status").startswith("cancelled"))
             assert time.monotonic() - started < 3  # 24 requests of 1.5 s, 8 + 8 at a time, take 3 s or more
             assert not pane.has_class("-running")
-            results = pilot.app.judge_results["A"] + pilot.app.judge_results["B"]
+            results = pilot.app.state.judge_results["A"] + pilot.app.state.judge_results["B"]
             assert len(results) == 2 * len(ROWS)
             assert any(r.error == "cancelled" for r in results)
             assert "errors 0" in text_of(pilot.app, "#judge-counters")  # cancelled is not an error
+
+
+async def test_a_texts_file_that_cannot_be_read_is_told_once_and_in_the_status(tmp_path, monkeypatch):
+    async with StudioApp().run_test(size=SIZE) as pilot:
+        toasts = record_notifications(pilot.app)
+        pane = await open_judge(pilot)
+        for side in "ab":  # a loopback server without a key: usable, and never asked (the file fails first)
+            pane.query_one(f"#url-{side}", Input).value = "http://127.0.0.1:9/v1"
+            pane.query_one(f"#keyenv-{side}", Input).value = ""
+        pane.query_one("#texts-file", Input).value = str(tmp_path / "missing.jsonl")
+        pane.focus()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: pilot.app.query_one("#run-status").has_class("-error"))
+        await pilot.pause()
+        assert len(toasts) == 1 and "missing.jsonl" in toasts[0]
+        assert text_of(pilot.app, "#run-status") == toasts[0] and not pane.has_class("-running")
+
+
+async def test_keys_go_to_the_fields_and_escape_comes_back():
+    async with StudioApp().run_test(size=SIZE) as pilot:
+        pane = await open_judge(pilot)
+        for key, field in (("a", "system-a"), ("b", "system-b"), ("t", "texts-file"), ("p", "probe")):
+            pane.focus()
+            await pilot.press(key)
+            assert pilot.app.focused.id == field
+        await pilot.press("escape")
+        assert pilot.app.focused is pane
 
 
 async def test_a_missing_api_key_is_named_with_how_to_set_it(monkeypatch):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
-from pathlib import Path
 
+from helpers import record_notifications, tiny_config, wait_for, write_run
 
 from screens.app import StudioApp
 from screens.config_form import ConfigForm
@@ -16,21 +15,8 @@ from screens.widgets.loss_chart import LossChart, downsample
 from screens.widgets.samples_view import SamplesView
 from screens.widgets.status_bar import StatusBar
 from studio.config import RunConfig
-from studio.events import EventBus, JsonlWriter
 
 SIZE = (120, 40)
-
-
-async def wait_for(pilot, condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-
-
-def toasts(app) -> list[str]:
-    return [notification.message for notification in app._notifications]
 
 
 def status_text(app) -> str:
@@ -66,24 +52,24 @@ async def test_a_bad_learning_rate_is_shown_under_its_field_and_start_is_disable
 
         await pilot.press("escape", "s")  # leave the field; s cannot start an invalid config
         monitor = app.query_one(MonitorPane)
-        assert monitor.history.status.state == "idle" and app.training_run is None
+        assert monitor.history.status.state == "idle" and app.state.training_run is None
         assert monitor.check_action("start", ()) is None  # dimmed in the footer
 
         await type_into(pilot, "field-train-learning-rate", "1e-4")
         assert not error.display and not start.disabled
-        assert app.config.train.learning_rate == 1e-4  # a valid edit becomes the app's config
+        assert app.state.config.train.learning_rate == 1e-4  # a valid edit becomes the app's config
 
 
 async def test_a_config_from_another_pane_fills_the_form_without_echo():
     app = StudioApp()
     async with app.run_test(size=SIZE) as pilot:
         cfg = RunConfig().with_overrides(["template.preset=chatml", "train.max_steps=7", "lora.r=4"])
-        app.update_config(cfg)
+        app.change(config=cfg)
         await pilot.pause()
         assert app.query_one("#field-train-max-steps").value == "7"
         assert app.query_one("#field-lora-r").value == "4"
         assert str(app.query_one("#template-name").render()) == "chatml"
-        assert app.config is cfg  # the form's reload did not post a copy back
+        assert app.state.config is cfg  # the form's reload did not post a copy back
 
 
 async def test_the_form_hides_and_comes_back():
@@ -107,31 +93,6 @@ def test_downsample_keeps_the_newest_point_and_the_shape():
 # -- watching a run from its directory -------------------------------------------------------------
 
 
-def write_run(run_dir: Path, *, steps: int, final: str | None, max_steps: int = 6) -> Path:
-    """A run directory as the trainer leaves it: config.toml and events.jsonl (written with the engine's writer)."""
-    run_dir.mkdir(parents=True)
-    RunConfig().with_overrides([f"train.max_steps={max_steps}"]).save(run_dir / "config.toml")
-    bus, writer = EventBus(), JsonlWriter(run_dir / "events.jsonl")
-    bus.subscribe(writer)
-    bus.emit("status", 0, state="loading", reason="loading")
-    bus.emit("eval", 0, eval_loss=3.0, perplexity=20.0, style_loss=3.5)
-    for index in range(2):
-        bus.emit("sample", 0, prompt=f"question {index}", response=f"base answer {index}", mode="greedy", index=index)
-    bus.emit("status", 0, state="running", reason="started")
-    for step in range(1, steps + 1):
-        bus.emit("step", step, loss=3.0 - step * 0.2, lr=1e-4, grad_norm=1.0 + step, tokens_per_s=1000.0,
-                 memory_mb=500.0, epoch=0.1 * step, step_time_s=0.1, eta_s=1.0)
-        if step % 3 == 0:
-            bus.emit("eval", step, eval_loss=3.0 - step * 0.1, perplexity=10.0, style_loss=3.5 - step * 0.1)
-            for index in range(2):
-                bus.emit("sample", step, prompt=f"question {index}", response=f"answer {index} at {step}",
-                         mode="greedy", index=index)
-    if final:
-        bus.emit("status", steps, state=final, reason=final)
-    writer.close()
-    return run_dir
-
-
 async def test_watching_a_finished_run_shows_its_curves_and_samples(tmp_path):
     run_dir = write_run(tmp_path / "done", steps=6, final="finished")
     app = StudioApp(watch=run_dir)
@@ -143,7 +104,7 @@ async def test_watching_a_finished_run_shows_its_curves_and_samples(tmp_path):
         assert [x for x, _ in monitor.history.held_out] == [0, 3, 6]
         assert set(app.query_one(LossChart)._curves) == {"train", "held-out", "style"}
         assert "finished" in status_text(app) and "step 6/6" in status_text(app)
-        assert app.run_dir == run_dir
+        assert app.state.run_dir == run_dir
 
         samples = app.query_one(SamplesView)
         now = app.query_one("#sample-now")
@@ -155,6 +116,12 @@ async def test_watching_a_finished_run_shows_its_curves_and_samples(tmp_path):
         assert str(now.render()) == "answer 0 at 6"
         await pilot.press("greater_than_sign")
         assert samples.prompt == 1 and str(now.render()) == "answer 1 at 6"
+        await pilot.press("less_than_sign")
+        assert samples.prompt == 0 and str(now.render()) == "answer 0 at 6"
+        await pilot.press("g")  # the sampled answers: this run wrote greedy ones only
+        assert samples.mode == "sampled" and not app.query_one("#sample-answers").display
+        await pilot.press("g")
+        assert samples.mode == "greedy" and str(now.render()) == "answer 0 at 6"
 
 
 async def test_a_run_whose_process_died_shows_as_killed(tmp_path):
@@ -188,27 +155,21 @@ async def test_controls_of_a_watched_live_run_go_through_its_control_channel(tmp
 
 async def test_opening_a_missing_run_says_so(tmp_path):
     app = StudioApp(watch=tmp_path / "nope")
+    toasts = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert any("not a run directory" in text for text in toasts(app))
+        assert any("not a run directory" in text for text in toasts)
 
 
 # -- training inside the app -----------------------------------------------------------------------
-
-
-def tiny_config(model_dir: Path, **train) -> RunConfig:
-    return RunConfig().with_overrides(
-        [f"model.name={json.dumps(str(model_dir))}", "data.max_length=128", "train.batch_size=4",
-         "train.warmup_steps=0", "train.learning_rate=0.01", "train.sample_prompts=2",
-         "train.sample_max_new_tokens=8", "train.save_every=0", "train.observe_budget=1.0"]
-        + [f"train.{key}={json.dumps(value)}" for key, value in train.items()])
 
 
 async def test_a_tiny_model_trains_in_the_app_and_the_keys_control_it(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_RUNS", str(tmp_path / "runs"))
     app = StudioApp()
     async with app.run_test(size=SIZE) as pilot:
-        app.update_config(tiny_config(tiny_model_dir, max_steps=400, eval_every=3, sample_every=3))
+        app.change(config=tiny_config(tiny_model_dir, max_length=128, learning_rate=0.01, save_every=0, max_steps=400,
+                                      eval_every=3, sample_every=3))
         monitor = app.query_one(MonitorPane)
         await pilot.pause()
         await pilot.press("s")
@@ -222,16 +183,16 @@ async def test_a_tiny_model_trains_in_the_app_and_the_keys_control_it(tiny_model
         await pilot.press("p")
         await wait_for(pilot, lambda: monitor.history.status.state == "paused", what="paused")
         assert "paused" in status_text(app)
-        paused_at = app.training_run.step
+        paused_at = app.state.training_run.step
         await pilot.pause(0.5)
-        assert app.training_run.step == paused_at
+        assert app.state.training_run.step == paused_at
         await pilot.press("p")
-        await wait_for(pilot, lambda: app.training_run.step > paused_at, what="resumed steps")
+        await wait_for(pilot, lambda: app.state.training_run.step > paused_at, what="resumed steps")
 
         await pilot.press("x")
         await wait_for(pilot, lambda: monitor.history.status.state == "stopped", what="stopped")
-        assert app.training_run.join(30)
-        assert (app.training_run.paths.adapter / "adapter_config.json").exists()
+        assert app.state.training_run.join(30)
+        assert (app.state.training_run.paths.adapter / "adapter_config.json").exists()
         assert not app.query_one("#start").disabled  # ready for the next run
 
 
@@ -239,7 +200,7 @@ async def test_a_run_that_cannot_start_says_why_and_the_app_stays(tmp_path, monk
     monkeypatch.setenv("STUDIO_RUNS", str(tmp_path / "runs"))
     app = StudioApp()
     async with app.run_test(size=SIZE) as pilot:
-        app.update_config(RunConfig().with_overrides([f"model.name={json.dumps(str(tmp_path / 'no-model'))}"]))
+        app.change(config=RunConfig().with_overrides([f"model.name={json.dumps(str(tmp_path / 'no-model'))}"]))
         monitor = app.query_one(MonitorPane)
         await pilot.pause()
         await pilot.press("s")
@@ -249,23 +210,41 @@ async def test_a_run_that_cannot_start_says_why_and_the_app_stays(tmp_path, monk
         assert not app.query_one("#start").disabled
 
 
+async def test_a_run_whose_folder_cannot_be_made_is_told_once_and_shown_in_the_status(tmp_path, monkeypatch):
+    (tmp_path / "runs").write_text("a file where the runs folder should be")
+    monkeypatch.setenv("STUDIO_RUNS", str(tmp_path / "runs"))
+    app = StudioApp()
+    toasts = record_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        monitor = app.query_one(MonitorPane)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: monitor.history.status.state == "failed", what="failure")
+        await pilot.pause()
+        assert len(toasts) == 1 and toasts[0].startswith(("NotADirectoryError", "FileExistsError"))
+        assert monitor.history.status.error == toasts[0]
+        assert monitor.history.status.reason == "the run could not start" and toasts[0] in status_text(app)
+        assert not app.query_one("#start").disabled
+
+
 async def test_the_runs_list_shows_runs_and_opens_one(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_RUNS", str(tmp_path))
     write_run(tmp_path / "done", steps=6, final="finished")
     write_run(tmp_path / "dead", steps=4, final=None)
     app = StudioApp()
+    toasts = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("o")
         table = app.screen.query_one("#runs-table")
         await wait_for(pilot, lambda: table.row_count == 2, what="the runs")
-        rows = {table.get_row_at(i)[0]: table.get_row_at(i) for i in range(2)}
-        assert rows["done"][3] == "6/6" and rows["done"][-1] == "finished"
-        assert rows["dead"][-1] == "killed"
+        columns = [str(column.label) for column in table.columns.values()]
+        rows = {table.get_row_at(i)[0]: dict(zip(columns, table.get_row_at(i))) for i in range(2)}
+        assert rows["done"]["steps"] == "6/6" and rows["done"]["status"] == "finished"
+        assert rows["dead"]["status"] == "killed"
 
         table.move_cursor(row=[*rows].index("done"))
         await pilot.press("r")  # a finished run has nothing to resume
-        assert any("only a killed, stopped or failed run" in text for text in toasts(app))
+        assert any("only a killed, stopped or failed run" in text for text in toasts)
         await pilot.press("enter")
         monitor = app.query_one(MonitorPane)
         await wait_for(pilot, lambda: monitor.history.status.state == "finished", what="the opened run")
-        assert app.run_dir == tmp_path / "done"
+        assert app.state.run_dir == tmp_path / "done"

@@ -1,4 +1,4 @@
-"""SVG snapshots of the Tokens and Template panes at 120x40 (regenerate: pytest --snapshot-update).
+"""SVG snapshots of the Tokens and Template panes at 80x24 and 160x48 (regenerate: pytest --snapshot-update).
 
 Each picture is taken once the tokenizer has loaded and the debounced inspection or rendering has
 run, with the pane itself focused so no cursor blinks in it.
@@ -6,14 +6,11 @@ run, with the pane itself focused so no cursor blinks in it.
 
 from __future__ import annotations
 
+from helpers import BROKEN_TEMPLATE, at_both_sizes, settle, text_of
 from textual.widgets import TextArea
 
 from screens.template_editor import JinjaArea
 from studio.config import TemplateConfig
-from test_template_pane import BROKEN
-from test_tokenizer_pane import settle, studio, text_of  # noqa: F401 (studio: a fixture)
-
-SIZE = (120, 40)
 
 
 def on_tokens(*keys: str, text: str | None = None):
@@ -39,19 +36,23 @@ def on_template(edit: str | None = None):
     return run_before
 
 
-def test_tokens_pane(snap_compare, studio):
-    assert snap_compare(studio(), terminal_size=SIZE, run_before=on_tokens())
+@at_both_sizes
+def test_tokens_pane(snap_compare, make_studio, size):
+    assert snap_compare(make_studio(), terminal_size=size, run_before=on_tokens())
 
 
-def test_tokens_pane_comparing_with_ids(snap_compare, studio):
-    app = studio(template=TemplateConfig(preset="human-bot"))
+@at_both_sizes
+def test_tokens_pane_comparing_with_ids(snap_compare, make_studio, size):
+    app = make_studio(template=TemplateConfig(preset="human-bot"))
     run_before = on_tokens("i", "c", text="###HUMAN### What is a token?\n###BOT### A piece of text.###STOP###")
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def test_template_pane(snap_compare, studio):
-    assert snap_compare(studio(), terminal_size=SIZE, run_before=on_template())
+@at_both_sizes
+def test_template_pane(snap_compare, make_studio, size):
+    assert snap_compare(make_studio(), terminal_size=size, run_before=on_template())
 
 
-def test_template_pane_with_an_error(snap_compare, studio):
-    assert snap_compare(studio(), terminal_size=SIZE, run_before=on_template(BROKEN))
+@at_both_sizes
+def test_template_pane_with_an_error(snap_compare, make_studio, size):
+    assert snap_compare(make_studio(), terminal_size=size, run_before=on_template(BROKEN_TEMPLATE))

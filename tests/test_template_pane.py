@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from helpers import BROKEN_TEMPLATE, record_notifications, settle, text_of
 from textual.widgets import Select
 
 from screens.template_editor import JinjaArea, TemplatePane
 from screens.widgets.token_view import TokenSpans
 from studio.config import ModelConfig, TemplateConfig
 from studio.templates import PRESETS
-from test_tokenizer_pane import settle, studio, text_of  # noqa: F401 (studio: a fixture)
 
 SIZE = (120, 40)
-BROKEN = "{% for m in messages %}\n{{ m.content }\n{% endfor %}"
 NO_END_OF_TURN = "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}"
 
 
@@ -29,8 +28,8 @@ def rendered(app) -> list:
     return app.query_one("#tpl-tokens", TokenSpans).tokens
 
 
-async def test_a_row_is_rendered_as_trained_with_the_loss_mask(studio):
-    app = studio()
+async def test_a_row_is_rendered_as_trained_with_the_loss_mask(make_studio):
+    app = make_studio()
     async with app.run_test(size=SIZE) as pilot:
         pane = await open_template(pilot)
         assert pane.has_focus
@@ -43,8 +42,8 @@ async def test_a_row_is_rendered_as_trained_with_the_loss_mask(studio):
         assert text_of(app, "#tpl-row").startswith("row 1 of")
 
 
-async def test_row_keys_move_between_rows(studio):
-    app = studio()
+async def test_row_keys_move_between_rows(make_studio):
+    app = make_studio()
     async with app.run_test(size=SIZE) as pilot:
         await open_template(pilot)
         first = rendered(app)
@@ -56,8 +55,8 @@ async def test_row_keys_move_between_rows(studio):
         assert rendered(app) == first
 
 
-async def test_choosing_a_preset_rerenders_with_it(studio):
-    app = studio()
+async def test_choosing_a_preset_rerenders_with_it(make_studio):
+    app = make_studio()
     async with app.run_test(size=SIZE) as pilot:
         await open_template(pilot)
         await pilot.press("p", *"llama3", "enter")  # the picker opens; typing finds the preset
@@ -67,28 +66,28 @@ async def test_choosing_a_preset_rerenders_with_it(studio):
         assert "not applied" in text_of(app, "#tpl-state")
 
 
-async def test_a_broken_template_shows_the_error_and_its_line(studio):
-    app = studio()
+async def test_a_broken_template_shows_the_error_and_its_line(make_studio):
+    app = make_studio()
     async with app.run_test(size=SIZE) as pilot:
         await open_template(pilot)
         editor = app.query_one(JinjaArea)
         await pilot.press("e")
         assert editor.has_focus
-        editor.load_text(BROKEN)
+        editor.load_text(BROKEN_TEMPLATE)
         await settle(pilot, lambda: bool(text_of(app, "#tpl-error")))
         assert "line 2" in text_of(app, "#tpl-error")
         assert editor.error_line == 2
         assert rendered(app) == []
         await pilot.press("tab", "a")  # out of the editor; a broken template never reaches the config
         await settle(pilot)
-        assert editor.text == BROKEN and app.config.template == TemplateConfig()
+        assert editor.text == BROKEN_TEMPLATE and app.state.config.template == TemplateConfig()
         editor.load_text(PRESETS["chatml"].jinja)
         await settle(pilot, lambda: not text_of(app, "#tpl-error"))
         assert editor.error_line is None and rendered(app)
 
 
-async def test_diagnostics_are_listed_with_their_fix(studio):
-    app = studio()
+async def test_diagnostics_are_listed_with_their_fix(make_studio):
+    app = make_studio()
     async with app.run_test(size=SIZE) as pilot:
         await open_template(pilot)
         assert text_of(app, "#tpl-diagnostics").startswith("✓")
@@ -97,38 +96,40 @@ async def test_diagnostics_are_listed_with_their_fix(studio):
         assert "fix:" in text_of(app, "#tpl-diagnostics")
 
 
-async def test_apply_puts_the_template_in_the_run_config(studio):
-    app = studio()
+async def test_apply_puts_the_template_in_the_run_config(make_studio):
+    app = make_studio()
     async with app.run_test(size=SIZE) as pilot:
         await open_template(pilot)
         app.query_one("#preset", Select).value = "chatml"
         await settle(pilot, lambda: app.query_one(JinjaArea).text == PRESETS["chatml"].jinja)
         await pilot.press("a")
-        await settle(pilot, lambda: app.config.template.preset == "chatml")
-        assert app.config.template == TemplateConfig(preset="chatml")
+        await settle(pilot, lambda: app.state.config.template.preset == "chatml")
+        assert app.state.config.template == TemplateConfig(preset="chatml")
         assert text_of(app, "#tpl-state") == "applied to the run config"
 
         app.query_one(JinjaArea).load_text(NO_END_OF_TURN)
         await pilot.press("a")  # applied once this very text has rendered
-        await settle(pilot, lambda: app.config.template.jinja == NO_END_OF_TURN)
-        assert app.config.template == TemplateConfig(preset="chatml", jinja=NO_END_OF_TURN)
+        await settle(pilot, lambda: app.state.config.template.jinja == NO_END_OF_TURN)
+        assert app.state.config.template == TemplateConfig(preset="chatml", jinja=NO_END_OF_TURN)
 
 
-async def test_a_template_chosen_elsewhere_shows_in_the_editor(studio):
-    app = studio()
+async def test_a_template_chosen_elsewhere_shows_in_the_editor(make_studio):
+    app = make_studio()
     async with app.run_test(size=SIZE) as pilot:
         await open_template(pilot)
-        app.update_config(replace(app.config, template=TemplateConfig(preset="zephyr")))
+        app.change(config=replace(app.state.config, template=TemplateConfig(preset="zephyr")))
         await settle(pilot, lambda: app.query_one("#preset", Select).value == "zephyr")
         assert app.query_one(JinjaArea).text == PRESETS["zephyr"].jinja
         assert text_of(app, "#tpl-state") == "applied to the run config"
 
 
-async def test_a_model_that_cannot_load_is_reported_in_the_pane(studio):
-    app = studio(model=ModelConfig(name="/no/such/model"))
+async def test_a_model_that_cannot_load_is_reported_in_the_pane(make_studio):
+    app = make_studio(model=ModelConfig(name="/no/such/model"))
+    toasts = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
         await settle(pilot, lambda: "no such folder" in text_of(app, "#tpl-summary"))
+        assert toasts == [text_of(app, "#tpl-summary")]  # the one error display, and the pane
         await pilot.press("right_square_bracket", "a")  # nothing to render or apply, and nothing breaks
         await settle(pilot)
-        assert app.is_running and app.config.template == TemplateConfig()
+        assert app.is_running and app.state.config.template == TemplateConfig()

@@ -2,57 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import replace
-
-import pytest
+from helpers import record_notifications, settle, text_of
 from textual.widgets import Input, Static, TextArea
 
-from screens.app import StudioApp
 from screens.tokenizer import TokenizerPane, roundtrip_difference
 from screens.widgets.token_view import TokenSpans
-from studio.config import DataConfig, ModelConfig, RunConfig, TemplateConfig
+from studio.config import ModelConfig, TemplateConfig
 
 SIZE = (120, 40)
-
-
-ROWS = [("What is a token?", "A piece of text, a token is."),
-        ("Why count tokens?", "Pay for them, you do."),
-        ("What is a template?", "How a chat is written, it is."),
-        ("Is loss on every token?", "Only on the answer, hmm.")]
-
-
-@pytest.fixture
-def studio(tmp_path, smol_tokenizer):
-    """Makes the real app on a small question/answer file, with config sections replaced as given.
-
-    `smol_tokenizer` puts the default model's tokenizer in the studio's cache before any app opens.
-    """
-    data = tmp_path / "qa.jsonl"
-    data.write_text("".join(json.dumps({"question": q, "yoda": a}) + "\n" for q, a in ROWS))
-
-    def make(**sections) -> StudioApp:
-        app = StudioApp()
-        app.config = replace(RunConfig(), data=DataConfig(dataset=str(data)), **sections)
-        return app
-
-    return make
-
-
-def text_of(app, selector: str) -> str:
-    return str(app.query_one(selector, Static).content)
-
-
-async def settle(pilot, condition=lambda: True, timeout: float = 30.0) -> None:
-    """Until the workers are done, the debounce has passed, and `condition` holds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause(0.3)
-        if condition():
-            return
-        assert time.monotonic() < deadline, "timed out waiting for the pane"
 
 
 async def open_tokens(pilot) -> TokenizerPane:
@@ -62,8 +19,8 @@ async def open_tokens(pilot) -> TokenizerPane:
     return pane
 
 
-async def test_typing_updates_the_counts_and_the_pieces(studio):
-    app = studio()
+async def test_typing_updates_the_counts_and_the_pieces(make_studio):
+    app = make_studio()
     async with app.run_test(size=SIZE) as pilot:
         pane = await open_tokens(pilot)
         assert pane.has_focus  # the pane's keys work at once
@@ -82,8 +39,8 @@ def test_a_failed_roundtrip_says_where_the_decoded_text_differs():
     assert roundtrip_difference("text ", "text") == "at char 4: text ' ', decoded ''"
 
 
-async def test_key_i_shows_and_hides_the_ids(studio):
-    app = studio()
+async def test_key_i_shows_and_hides_the_ids(make_studio):
+    app = make_studio()
     async with app.run_test(size=SIZE) as pilot:
         await open_tokens(pilot)
         spans = app.query_one("#spans-a", TokenSpans)
@@ -95,8 +52,8 @@ async def test_key_i_shows_and_hides_the_ids(studio):
         assert first_id not in str(spans.content)
 
 
-async def test_lookup_by_id_and_by_piece(studio):
-    app = studio()
+async def test_lookup_by_id_and_by_piece(make_studio):
+    app = make_studio()
     async with app.run_test(size=SIZE) as pilot:
         await open_tokens(pilot)
         await pilot.press("slash", "1")
@@ -110,8 +67,8 @@ async def test_lookup_by_id_and_by_piece(studio):
         await settle(pilot, lambda: text_of(app, "#lookup-result") == "no token 'worldqqqqzzzz' in this tokenizer")
 
 
-async def test_compare_shows_the_template_tokens_against_the_base(studio):
-    app = studio(template=TemplateConfig(preset="human-bot"))
+async def test_compare_shows_the_template_tokens_against_the_base(make_studio):
+    app = make_studio(template=TemplateConfig(preset="human-bot"))
     async with app.run_test(size=SIZE) as pilot:
         pane = await open_tokens(pilot)
         app.query_one("#tok-text", TextArea).load_text("###HUMAN### hi")
@@ -129,8 +86,8 @@ async def test_compare_shows_the_template_tokens_against_the_base(studio):
         assert not app.query_one("#col-b").display
 
 
-async def test_compare_with_another_model_by_name(studio, tiny_model_dir):
-    app = studio()
+async def test_compare_with_another_model_by_name(make_studio, tiny_model_dir):
+    app = make_studio()
     async with app.run_test(size=SIZE) as pilot:
         await open_tokens(pilot)
         await pilot.click("#compare-with")
@@ -139,29 +96,33 @@ async def test_compare_with_another_model_by_name(studio, tiny_model_dir):
         assert app.query_one("#col-b").border_title == str(tiny_model_dir)
 
 
-async def test_a_model_that_cannot_load_is_reported_in_its_column(studio):
-    app = studio()
+async def test_a_model_that_cannot_load_is_reported_in_its_column(make_studio):
+    app = make_studio()
+    toasts = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         await open_tokens(pilot)
         await pilot.click("#compare-with")
         await pilot.press(*"/no/such/model", "enter")
         await settle(pilot, lambda: "loading" not in (app.query_one("#col-b").border_title or ""))
         assert "/no/such/model" in app.query_one("#col-b").border_title
+        assert toasts == [app.query_one("#col-b").border_title]  # the one error display, and the column
 
 
-async def test_a_model_that_cannot_load_is_reported_in_the_pane(studio):
-    app = studio(model=ModelConfig(name="/no/such/model"))
+async def test_a_model_that_cannot_load_is_reported_in_the_pane(make_studio):
+    app = make_studio(model=ModelConfig(name="/no/such/model"))
+    toasts = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         status = app.query_one("#tok-status", Static)
         await settle(pilot, lambda: status.has_class("-error"))
         assert text_of(app, "#tok-status") == "/no/such/model: no such folder (a hub id looks like org/name)"
+        assert toasts == [text_of(app, "#tok-status")]
         await pilot.press("i", "c", "right_square_bracket")  # nothing to show, and nothing breaks
         assert app.is_running
 
 
-async def test_dataset_rows_are_shown_as_trained(studio):
-    app = studio()
+async def test_dataset_rows_are_shown_as_trained(make_studio):
+    app = make_studio()
     async with app.run_test(size=SIZE) as pilot:
         await open_tokens(pilot)
         await pilot.press("right_square_bracket")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_config
 from transformers import DataCollatorWithFlattening
 
 from studio import checkpoints
@@ -24,16 +25,6 @@ def qa_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "qa.jsonl"
     path.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in QA))
     return path
-
-
-def tiny_config(model_dir: Path, data: Path, **train) -> RunConfig:
-    cfg = RunConfig()
-    cfg = cfg.with_overrides([f"model.name={json.dumps(str(model_dir))}", f"data.dataset={json.dumps(str(data))}",
-                              "data.response_column=answer", "data.max_length=64", "lora.dropout=0.1",
-                              "train.learning_rate=0.05", "train.batch_size=4", "train.warmup_steps=0", "train.observe_budget=1.0",
-                              "train.sample_prompts=2", "train.sample_max_new_tokens=8"]
-                             + [f"train.{k}={json.dumps(v)}" for k, v in train.items()])
-    return cfg
 
 
 def run_to_end(cfg: RunConfig, run_dir: Path, resume: bool = False) -> TrainingRun:

@@ -24,19 +24,6 @@ def _one_line(text: str) -> str:
 
 
 class JudgeSide(Vertical):
-    DEFAULT_CSS = """
-    JudgeSide { width: 1fr; height: auto; border: round $primary 50%; border-title-color: $text; padding: 0 1; }
-    JudgeSide .judge-row { height: 1; }
-    JudgeSide .judge-row Select { width: 1fr; }
-    JudgeSide .judge-row Input { width: 1fr; margin-right: 1; }
-    JudgeSide .judge-row .judge-url { width: 2fr; }
-    JudgeSide TextArea { height: 8; margin-top: 1; }
-    JudgeSide .judge-key { height: auto; max-height: 3; color: $text-muted; }
-    JudgeSide .judge-key.-error { color: $error; }
-    JudgeSide .judge-probe { height: 2; overflow: hidden; }
-    JudgeSide .judge-probe.-error { color: $error; }
-    """
-
     def __init__(self, label: str, preset: str = "yoda", *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.label = label

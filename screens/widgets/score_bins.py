@@ -12,10 +12,6 @@ from textual.widget import Widget
 
 
 class ScoreBins(Widget):
-    DEFAULT_CSS = """
-    ScoreBins { height: 1; }
-    """
-
     class Chosen(Message):
         def __init__(self, index: int) -> None:
             super().__init__()

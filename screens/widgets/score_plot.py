@@ -15,6 +15,22 @@ from textual_plotext import PlotextPlot
 GROUP_COLOURS = {"base": "blue", "generated": "orange", "target": "green"}
 # the same terminal colours as Rich styles, for the legend (plotext's "orange" is ANSI colour 3)
 GROUP_STYLES = {"base": "blue", "generated": "yellow", "target": "green"}
+AXIS_WIDTH = 6  # the columns of a chart that are not its bars: the y axis with its ticks, and the frame
+CHART_FRAME = 3  # the rows of a chart that are not its bars: the frame and the x axis's labels
+
+
+def legible(labels: list[str], width: int, chosen: int | None) -> list[str]:
+    """The bin labels that fit side by side in `width` cells, the chosen one first; the others blank.
+
+    plotext drops labels that would overlap, but in an order that changes from run to run (it
+    de-duplicates ticks through a set), so a narrow chart would show different labels each time.
+    """
+    spacing = width / max(1, len(labels))
+    kept = [] if chosen is None else [chosen]
+    for i in range(len(labels)):
+        if all(abs(i - j) * spacing >= (len(labels[i]) + len(labels[j])) / 2 + 1 for j in kept):
+            kept.append(i)
+    return [label if i in kept else "" for i, label in enumerate(labels)]
 
 
 class ScorePlot(PlotextPlot):
@@ -38,8 +54,12 @@ class ScorePlot(PlotextPlot):
         plt = self.plt
         plt.clear_figure()  # the layout (one chart or several) may have changed since the last draw
         top = max(1, max(max(counts) for counts in self._counts.values()))
-        ticks = list(range(0, top + 1, max(1, math.ceil(top / 4))))  # whole texts, not 0.83 of one
+        # Whole texts (not 0.83 of one), at most one a row: plotext would drop clashing ones in no set order.
+        rows = self.size.height - (CHART_FRAME + self._side_by_side)  # a side-by-side chart has a title line
+        ticks = list(range(0, top + 1, max(1, math.ceil(top / 4), math.ceil(top / max(1, rows - 1)))))
         labels = [f"[{label}]" if i == self._chosen else label for i, label in enumerate(self._labels)]
+        charts = len(self._counts) if self._side_by_side else 1
+        labels = legible(labels, self.size.width // charts - AXIS_WIDTH, self._chosen)
         if self._side_by_side:
             plt.subplots(1, len(self._counts))
             for column, (group, counts) in enumerate(self._counts.items(), 1):

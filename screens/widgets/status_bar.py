@@ -7,17 +7,19 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
-from screens.shared import format_duration
+from studio.formatting import format_duration
+from studio.run_state import RunState
 
 STATE_STYLES = {
-    "idle": "dim", "starting": "yellow", "loading": "yellow", "measuring": "yellow", "running": "bold green", "paused": "bold yellow",
-    "stopped": "bold", "finished": "bold green", "failed": "bold red", "killed": "bold red",
+    RunState.IDLE: "dim", RunState.STARTING: "yellow", RunState.LOADING: "yellow", RunState.MEASURING: "yellow",
+    RunState.RUNNING: "bold green", RunState.PAUSED: "bold yellow", RunState.STOPPED: "bold",
+    RunState.FINISHED: "bold green", RunState.FAILED: "bold red", RunState.KILLED: "bold red",
 }
 
 
 @dataclass
 class Status:
-    state: str = "idle"
+    state: RunState = RunState.IDLE
     step: int = 0
     max_steps: int | None = None
     tokens_per_s: float | None = None
@@ -36,7 +38,7 @@ class StatusBar(Static):
             line.append(f" step {status.step}/{status.max_steps}")
         if status.tokens_per_s is not None:
             line.append(f" · {status.tokens_per_s:,.0f} tok/s")
-        if status.state in ("running", "paused") and status.eta_s is not None:
+        if status.state in (RunState.RUNNING, RunState.PAUSED) and status.eta_s is not None:
             line.append(f" · ETA {format_duration(status.eta_s)}")
         if status.memory_mb is not None:
             line.append(f" · mem {status.memory_mb:,.0f} MB")

@@ -62,10 +62,6 @@ def token_text(tokens: list[Token], show_ids: bool) -> Text:
 class TokenSpans(Static):
     """A list of tokens as coloured spans; `show_ids` adds each token's id."""
 
-    DEFAULT_CSS = """
-    TokenSpans { height: auto; padding: 0 1; }
-    """
-
     show_ids: reactive[bool] = reactive(False)
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from studio.formatting import format_number
 from studio.judge.groups import BASE, GENERATED, TARGET
 from studio.judge.items import JudgeResult
 from studio.judge.prompts import JudgePrompt
@@ -33,10 +34,6 @@ def write_csv(results: Sequence[JudgeResult], path: Path) -> None:
         writer.writerows(rows)
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def aucs(results: Sequence[JudgeResult]) -> dict[str, float | None]:
     """The two AUCs that matter: base vs target (the judge's own quality) and base vs generated."""
     base = scores_of(results, BASE)
@@ -48,8 +45,8 @@ def group_table(prompt: JudgePrompt, results: Sequence[JudgeResult]) -> list[lis
     """Header plus one row per group: n, scored, unparsed, failed, mean, std."""
     rows = [["group", "n", "scored", "unparsed", "failed", "mean", "std"]]
     for g in group_stats(results, prompt.scale).values():
-        rows.append([g.group or "(none)", str(g.n), str(g.scored), str(g.unparsed), str(g.failed), _fmt(g.mean),
-                     _fmt(g.std)])
+        rows.append([g.group or "(none)", str(g.n), str(g.scored), str(g.unparsed), str(g.failed),
+                     format_number(g.mean, 2), format_number(g.std, 2)])
     return rows
 
 
@@ -76,13 +73,14 @@ def markdown_report(prompts: Sequence[JudgePrompt], results: dict[str, list[Judg
         out += ["| " + " | ".join(row) + " |" for row in table[1:]]
         a = aucs(rs)
         out += ["",
-                f"- AUC base vs target (how well this prompt separates the controls): {_fmt(a['base_vs_target'], 3)}",
-                f"- AUC base vs generated (how far the fine-tune got): {_fmt(a['base_vs_generated'], 3)}", ""]
+                "- AUC base vs target (how well this prompt separates the controls): "
+                f"{format_number(a['base_vs_target'], 3)}",
+                f"- AUC base vs generated (how far the fine-tune got): {format_number(a['base_vs_generated'], 3)}", ""]
     if len(prompts) == 2:
         a, b = prompts
         cmp = compare_prompts(results[a.id], results[b.id], a.scale, b.scale, top=5)
         out += [f"## `{a.id}` vs `{b.id}`", "",
-                f"Spearman rank correlation over {cmp.n} texts: {_fmt(cmp.spearman, 3)}", "",
+                f"Spearman rank correlation over {cmp.n} texts: {format_number(cmp.spearman, 3)}", "",
                 "Texts they disagree on most:", ""]
         for x, y, gap in cmp.disagreements:
             snippet = x.text.replace("\n", " ")[:100]
@@ -113,8 +111,8 @@ def plot_histograms(prompts: Sequence[JudgePrompt], results: dict[str, list[Judg
                     label=f"{group} (n={g.scored}, mean {g.mean:.2f})")
             ax.axvline(g.mean, color=color, linestyle="--", linewidth=1.5)
         a = aucs(rs)
-        ax.set_title(f"{prompt.id}: AUC base/target {_fmt(a['base_vs_target'])}, "
-                     f"base/generated {_fmt(a['base_vs_generated'])}", fontsize=10)
+        ax.set_title(f"{prompt.id}: AUC base/target {format_number(a['base_vs_target'], 2)}, "
+                     f"base/generated {format_number(a['base_vs_generated'], 2)}", fontsize=10)
         ax.set_xlabel(f"judge score ({prompt.endpoint.model})")
         ax.set_ylabel("texts")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
