@@ -197,3 +197,62 @@ def test_pairwise_win_rate_and_position_flips():
     s = pairwise_stats(forward, backward)
     assert (s.wins, s.losses, s.flips, s.unjudged, s.n) == (1, 1, 1, 1, 3)
     assert s.win_rate == pytest.approx(0.5) and s.flip_rate == pytest.approx(1 / 3)
+
+
+# -- issue 10: labelled scores, out of range apart, [0, 1] bins, keys bound to their host ------------
+
+
+@pytest.mark.parametrize("raw, score", [
+    ("Rating: 7 ... it uses 2 inversions", 7),
+    ("Score: 8. The text has 3 inverted sentences and 2 'hmm's.", 8),
+    ("It has 2 inversions. [[6]] Mostly plain.", 6),
+    ("Overall I'd say 4", 4),
+])
+def test_number_mode_prefers_a_labelled_score_to_the_last_number(raw, score):
+    assert parse_answer(raw, "number", SCALE).score == score
+
+
+def test_out_of_range_is_counted_apart_from_unparsed():
+    results = _results({"g": [5, None]}) + [JudgeResult(JudgeItem("x", "g"), "p", "openai", "m", raw="Score: 12",
+                                                        error=parse_answer("Score: 12", "score", SCALE).error)]
+    results[1].error = "unparsed: no `Score: N` in the answer"
+    g = group_stats(results, SCALE)["g"]
+    assert (g.scored, g.unparsed, g.out_of_range, g.failed) == (1, 1, 1, 0)
+    assert [r.status for r in results] == ["scored", "unparsed", "out of range"]
+
+
+def test_a_zero_to_one_scale_gets_ten_bins_not_two():
+    bins = group_stats(_results({"g": [0.05, 0.5, 0.52, 0.97]}), (0, 1))["g"].histogram
+    assert len(bins) == 10 and bins[0][:2] == (0, 0.1) and [c for *_, c in bins] == [1, 0, 0, 0, 0, 2, 0, 0, 0, 1]
+    assert len(group_stats(_results({"g": [3]}), (1, 5))["g"].histogram) == 5  # integers keep one bin each
+
+
+def test_a_key_variable_stays_bound_to_the_host_it_was_named_for(monkeypatch):
+    import dataclasses
+
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-secret")
+    endpoint = load_prompt("yoda").endpoint
+    assert endpoint.key_host == "openrouter.ai"
+    moved = dataclasses.replace(endpoint, base_url="https://judge.example.net/v1")  # the field edited, key kept
+    with pytest.raises(JudgeConfigError, match="named for openrouter.ai, not judge.example.net") as refused:
+        resolve_key(moved)
+    assert "sk-or-secret" not in str(refused.value)
+    renamed = endpoint.with_overrides(base_url="https://judge.example.net/v1", api_key_env="OPENROUTER_API_KEY")
+    assert renamed.key_host == "judge.example.net" and resolve_key(renamed) == "sk-or-secret"  # named for it
+
+
+def test_a_prompt_file_that_moves_a_preset_to_another_host_sends_no_key(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('system = "s"\ntemplate = "{text}"\nscale = [1, 10]\nparse = "score"\n'
+                    '[endpoint]\npreset = "openrouter"\nbase_url = "http://127.0.0.1:8000/v1"\n')
+    endpoint = load_prompt(path).endpoint
+    assert endpoint.api_key_env == "" and resolve_key(endpoint) is None
+
+
+def test_pairwise_on_the_local_judge_is_refused_with_a_reason():
+    from studio.judge import make_judge
+
+    prompt = load_prompt("pairwise").with_endpoint()
+    local = prompt.__class__(**{**prompt.__dict__, "endpoint": Endpoint(backend="local", model="m")})
+    with pytest.raises(JudgeConfigError, match="cannot compare two answers"):
+        make_judge(local)

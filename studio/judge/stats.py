@@ -1,7 +1,7 @@
 """Numbers about scores: per-group summaries, how well a prompt separates two groups (AUC), how two
 prompts agree (Spearman) and where they disagree most, and pairwise win and position-flip rates.
 
-Only parsed scores enter the statistics; unparsed and failed results are counted beside them.
+Only parsed scores enter the statistics; unparsed, out-of-range and failed results are counted beside them.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from scipy import stats as scipy_stats
 
 from studio.judge.items import JudgeResult
 
@@ -20,6 +22,7 @@ class GroupStats:
     scored: int
     unparsed: int
     failed: int
+    out_of_range: int
     mean: float | None
     std: float | None  # sample standard deviation (n - 1); None below two scores
     histogram: list[tuple[float, float, int]]  # (low edge, high edge, count)
@@ -27,9 +30,10 @@ class GroupStats:
 
 def histogram(scores: Sequence[float], scale: tuple[float, float],
               bins: int | None = None) -> list[tuple[float, float, int]]:
-    """Counts over the scale. An integer scale gets one bin per integer (centred on it)."""
+    """Counts over the scale. An integer scale of three to about a hundred values gets one bin per
+    integer (centred on it); others ([0, 1] probabilities, decimals) get `bins` equal bins (default 10)."""
     lo, hi = scale
-    if bins is None and float(lo).is_integer() and float(hi).is_integer() and hi - lo <= 100:
+    if bins is None and float(lo).is_integer() and float(hi).is_integer() and 2 <= hi - lo <= 100:
         edges = [lo - 0.5 + i for i in range(int(hi - lo) + 2)]
     else:
         bins = bins or 10
@@ -61,7 +65,8 @@ def group_stats(results: Sequence[JudgeResult], scale: tuple[float, float]) -> d
         mean, std = _mean_std(scores)
         out[group] = GroupStats(group=group, n=len(members), scored=len(scores),
                                 unparsed=sum(r.unparsed for r in members), failed=sum(r.failed for r in members),
-                                mean=mean, std=std, histogram=histogram(scores, scale))
+                                out_of_range=sum(r.out_of_range for r in members), mean=mean, std=std,
+                                histogram=histogram(scores, scale))
     return out
 
 
@@ -74,40 +79,17 @@ def auc(negative: Sequence[float], positive: Sequence[float]) -> float | None:
     1.0: perfectly separated, 0.5: no better than chance. None when a group has no scores."""
     if not negative or not positive:
         return None
-    ranks = _ranks(list(negative) + list(positive))
-    positive_rank_sum = sum(ranks[len(negative):])
-    u = positive_rank_sum - len(positive) * (len(positive) + 1) / 2
-    return u / (len(negative) * len(positive))
-
-
-def _ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks, ties sharing their average rank."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
+    u = scipy_stats.mannwhitneyu(positive, negative, alternative="two-sided", method="asymptotic").statistic
+    return float(u) / (len(negative) * len(positive))
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
     """Rank correlation of paired scores (Pearson on tie-averaged ranks). None if undefined."""
     if len(a) != len(b):
         raise ValueError("spearman needs paired scores")
-    if len(a) < 2:
+    if len(a) < 2 or len(set(a)) < 2 or len(set(b)) < 2:
         return None
-    ra, rb = _ranks(a), _ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    va, vb = sum((x - ma) ** 2 for x in ra), sum((y - mb) ** 2 for y in rb)
-    if va == 0 or vb == 0:
-        return None
-    return cov / math.sqrt(va * vb)
+    return float(scipy_stats.spearmanr(a, b).statistic)
 
 
 @dataclass(frozen=True)
