@@ -256,3 +256,55 @@ def test_pairwise_on_the_local_judge_is_refused_with_a_reason():
     local = prompt.__class__(**{**prompt.__dict__, "endpoint": Endpoint(backend="local", model="m")})
     with pytest.raises(JudgeConfigError, match="cannot compare two answers"):
         make_judge(local)
+
+
+# -- whole prompts saved, loaded back exactly, and diffed -------------------------------------------
+
+
+def test_every_preset_saved_and_loaded_back_is_the_same_prompt(tmp_path):
+    from studio.judge import save_prompt
+
+    for prompt in presets().values():
+        assert load_prompt(save_prompt(prompt, tmp_path / f"{prompt.id}.toml")) == prompt
+
+
+def test_an_edited_prompt_round_trips_exactly_with_awkward_text(tmp_path):
+    import dataclasses
+
+    from studio.judge import save_prompt
+
+    edited = dataclasses.replace(
+        load_prompt("yoda"), id="yoda-v2", name="Yoda v2", scale=(0, 1), parse="yesno",
+        system='Say """yes""" or \'no\'.\tA backslash \\ and ünïcödé, {nonce}.\n\nTrailing spaces   ',
+        template="Is this Yoda?\n{text}\r\nAnswer yes or no.",
+        endpoint=Endpoint(backend="local", model="HuggingFaceTB/SmolLM2-135M-Instruct"),
+        params={"temperature": 0.7, "max_tokens": 5, "top_logprobs": 10, "provider": {"order": ["a", "b"]}})
+    path = save_prompt(edited, tmp_path / "run" / "eval" / "prompts")
+    assert path == tmp_path / "run" / "eval" / "prompts" / "yoda-v2.toml"
+    assert load_prompt(path) == edited
+    assert "OPENROUTER" not in path.read_text()
+
+
+def test_a_saved_prompt_keeps_a_key_bound_to_another_host(tmp_path):
+    import dataclasses
+
+    from studio.judge import save_prompt
+
+    prompt = load_prompt("yoda")
+    moved = dataclasses.replace(prompt, endpoint=dataclasses.replace(prompt.endpoint, base_url="https://x.test/v1"))
+    again = load_prompt(save_prompt(moved, tmp_path / "p.toml"))
+    assert again == moved and again.endpoint.key_host == "openrouter.ai"  # still refused by resolve_key
+
+
+def test_the_diff_of_two_prompts_shows_what_b_changes():
+    import dataclasses
+
+    from studio.judge import prompt_diff
+
+    a = load_prompt("yoda")
+    b = dataclasses.replace(a, id="yoda-strict", system=a.system.replace("a strict judge", "a very strict judge"))
+    diff = prompt_diff(a, b)
+    assert diff.startswith("--- A: yoda\n+++ B: yoda-strict\n")
+    assert '-id = "yoda"' in diff and '+id = "yoda-strict"' in diff
+    assert "+You are a very strict judge of speaking style." in diff and "-You are a strict judge" in diff
+    assert prompt_diff(a, a) == ""

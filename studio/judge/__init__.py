@@ -10,12 +10,16 @@ from studio.judge.backends import (
                                   LocalJudge,
                                   OpenAIJudge,
                                   PermanentError,
+                                  SessionKeys,
                                   TransientError,
+                                  check_backend,
                                   make_judge,
 )
 from studio.judge.cache import JudgeCache, cache_key
 from studio.judge.groups import BASE, GENERATED, TARGET, load_texts, run_groups
-from studio.judge.items import JudgeItem, JudgeResult
+from studio.judge.estimate import CONFIRM_ABOVE, Estimate, Totals, estimate, totals
+from studio.judge.items import JudgeItem, JudgeResult, text_hash
+from studio.judge.labels import Agreement, LabelStore, agreement, labels_path
 from studio.judge.parse import Parsed, expected_score, parse_answer
 from studio.judge.prompts import (
                                   Endpoint,
@@ -26,12 +30,25 @@ from studio.judge.prompts import (
                                   load_prompt,
                                   preset_ids,
                                   presets,
+                                  prompt_diff,
+                                  prompt_toml,
                                   render_messages,
+                                  save_prompt,
+)
+from studio.judge.rating import (
+                                  PairedDifference,
+                                  Separation,
+                                  length_bias,
+                                  paired_difference,
+                                  position_bias,
+                                  retest,
+                                  separation,
 )
 from studio.judge.runner import (
                                   Progress,
                                   RetryPolicy,
                                   probe,
+                                  retest_items,
                                   run_judge,
                                   run_judge_sync,
                                   run_pairwise,
@@ -49,10 +66,13 @@ from studio.judge.stats import (
 )
 
 __all__ = [
-    "BASE", "GENERATED", "TARGET", "Comparison", "Endpoint", "GroupStats", "JudgeCache", "JudgeConfigError",
-    "JudgeItem", "JudgePrompt", "JudgeResult", "LocalJudge", "OpenAIJudge", "PairwiseStats", "Parsed",
-    "PermanentError", "Progress", "RetryPolicy", "TransientError", "auc", "cache_key", "compare_prompts",
-    "endpoint_preset", "endpoint_presets", "expected_score", "group_stats", "histogram", "load_prompt",
-    "load_texts", "make_judge", "pairwise_stats", "parse_answer", "preset_ids", "presets", "probe",
-    "render_messages", "run_groups", "run_judge", "run_judge_sync", "run_pairwise", "spearman",
+    "BASE", "CONFIRM_ABOVE", "GENERATED", "TARGET", "Agreement", "Comparison", "Endpoint", "Estimate", "GroupStats",
+    "JudgeCache", "JudgeConfigError", "JudgeItem", "JudgePrompt", "JudgeResult", "LabelStore", "LocalJudge",
+    "OpenAIJudge", "PairedDifference", "PairwiseStats", "Parsed", "PermanentError", "Progress", "RetryPolicy",
+    "Separation", "SessionKeys", "Totals", "TransientError", "agreement", "auc", "cache_key", "check_backend",
+    "compare_prompts", "endpoint_preset", "endpoint_presets", "estimate", "expected_score", "group_stats",
+    "histogram", "labels_path", "length_bias", "load_prompt", "load_texts", "make_judge", "paired_difference",
+    "pairwise_stats", "parse_answer", "position_bias", "preset_ids", "presets", "probe", "prompt_diff",
+    "prompt_toml", "render_messages", "retest", "retest_items", "run_groups", "run_judge", "run_judge_sync",
+    "run_pairwise", "save_prompt", "separation", "spearman", "text_hash", "totals",
 ]

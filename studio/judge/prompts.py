@@ -190,7 +190,9 @@ def prompt_toml(prompt: JudgePrompt) -> str:
     table = {"id": prompt.id, "name": prompt.name, "description": prompt.description,
              "scale": list(prompt.scale), "parse": prompt.parse, "system": prompt.system, "template": prompt.template,
              "endpoint": {k: v for k, v in endpoint.items() if v != ""}, "params": dict(prompt.params)}
-    return tomli_w.dumps(table, multiline_strings=True)
+    # Multi-line strings read best, but TOML readers turn a "\r\n" inside them into "\n": escape those.
+    readable = not any("\r" in str(v) for v in (prompt.system, prompt.template, prompt.description))
+    return tomli_w.dumps(table, multiline_strings=readable)
 
 
 def save_prompt(prompt: JudgePrompt, path: str | Path) -> Path:

@@ -1,4 +1,5 @@
-"""Writing judge results: JSONL and CSV rows, a per-group summary, a markdown report and a figure."""
+"""Writing judge results: JSONL and CSV rows, a per-group summary, how well each prompt separates
+the controls (with intervals, biases and agreement with human labels), a markdown report and a figure."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from pathlib import Path
 
 from studio.judge.groups import BASE, GENERATED, TARGET
 from studio.judge.items import JudgeResult
+from studio.judge.labels import LabelStore, agreement, labels_path
 from studio.judge.prompts import JudgePrompt
+from studio.judge.rating import length_bias, paired_difference, separation
 from studio.judge.stats import auc as auc_of
-from studio.judge.stats import compare_prompts, group_stats, scores_of
+from studio.judge.stats import compare_prompts, group_stats, histogram, scores_of
 
 COLORS = {BASE: "#4C72B0", GENERATED: "#DD8452", TARGET: "#55A868"}
 
@@ -45,26 +48,63 @@ def aucs(results: Sequence[JudgeResult]) -> dict[str, float | None]:
 
 
 def group_table(prompt: JudgePrompt, results: Sequence[JudgeResult]) -> list[list[str]]:
-    """Header plus one row per group: n, scored, unparsed, failed, mean, std."""
-    rows = [["group", "n", "scored", "unparsed", "failed", "mean", "std"]]
+    """Header plus one row per group: n, scored, unparsed, out of range, failed, mean, std."""
+    rows = [["group", "n", "scored", "unparsed", "out of range", "failed", "mean", "std"]]
     for g in group_stats(results, prompt.scale).values():
-        rows.append([g.group or "(none)", str(g.n), str(g.scored), str(g.unparsed), str(g.failed), _fmt(g.mean),
-                     _fmt(g.std)])
+        rows.append([g.group or "(none)", str(g.n), str(g.scored), str(g.unparsed), str(g.out_of_range),
+                     str(g.failed), _fmt(g.mean), _fmt(g.std)])
     return rows
 
 
-def summary_text(prompt: JudgePrompt, results: Sequence[JudgeResult]) -> str:
+def rating_lines(prompt: JudgePrompt, results: Sequence[JudgeResult], negative: str | None, positive: str | None,
+                 labels: LabelStore | None = None, auc_label: str | None = None) -> list[str]:
+    """How well the prompt separates `positive` from `negative` (AUC with its interval, Cohen's d,
+    histogram overlap, the verdict in words), its length bias per group, its agreement with the labels."""
+    lines = []
+    if negative and positive:
+        s = separation(results, prompt.scale, negative, positive)
+        if s.auc is not None:
+            lines.append(f"{auc_label or f'AUC {negative} vs {positive}'}: {s.auc:.3f} "
+                         f"(95% CI {s.ci[0]:.3f}..{s.ci[1]:.3f}, "
+                         f"n={s.n_negative}+{s.n_positive}), Cohen's d {_fmt(s.cohens_d)}, "
+                         f"histogram overlap {_fmt(s.overlap)}")
+        lines.append(s.verdict)
+    biases = [b for b in length_bias(results).values() if b.rho is not None]
+    if biases:
+        lines.append("length bias (Spearman of score vs length, within each group): "
+                     + ", ".join(f"{b.group or '(none)'} {b.rho:+.2f} (n={b.n}, p={b.p_value:.2g})" for b in biases))
+    if labels is not None:
+        found = agreement(results, labels, prompt.scale)
+        lines += [a.describe() for a in found] or [f"no human labels for these texts in {labels.path}"]
+    return lines
+
+
+def comparison_lines(a: JudgePrompt, b: JudgePrompt, results_a: Sequence[JudgeResult],
+                     results_b: Sequence[JudgeResult], negative: str, positive: str) -> list[str]:
+    """A against B on the same texts: both AUCs on the texts both scored, the paired difference, the verdict."""
+    d = paired_difference(results_a, results_b, negative, positive)
+    if d.difference is None:
+        return [d.verdict]
+    return [f"A = {a.id}, B = {b.id}: AUC {negative} vs {positive} {d.auc_a:.3f} (A) and {d.auc_b:.3f} (B) on the "
+            f"{d.n_negative}+{d.n_positive} texts both scored",
+            d.verdict]
+
+
+def summary_text(prompt: JudgePrompt, results: Sequence[JudgeResult], negative: str | None = BASE,
+                 positive: str | None = TARGET, labels: LabelStore | None = None) -> str:
     table = group_table(prompt, results)
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = [f"prompt {prompt.id} ({prompt.endpoint.model}, scale {prompt.scale[0]:g}-{prompt.scale[1]:g})"]
     lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in table]
-    for name, value in aucs(results).items():
-        if value is not None:
-            lines.append(f"  AUC {name.replace('_', ' ')}: {value:.3f}")
+    lines += ["  " + line for line in rating_lines(prompt, results, negative, positive, labels)]
+    generated = auc_of(scores_of(results, BASE), scores_of(results, GENERATED))
+    if (negative, positive) == (BASE, TARGET) and generated is not None:
+        lines.append(f"  AUC base vs generated (how far the fine-tune got): {generated:.3f}")
     return "\n".join(lines)
 
 
-def markdown_report(prompts: Sequence[JudgePrompt], results: dict[str, list[JudgeResult]], title: str) -> str:
+def markdown_report(prompts: Sequence[JudgePrompt], results: dict[str, list[JudgeResult]], title: str, *,
+                    negative: str = BASE, positive: str = TARGET, labels: LabelStore | None = None) -> str:
     out = [f"# {title}", ""]
     for prompt in prompts:
         rs = results[prompt.id]
@@ -74,14 +114,19 @@ def markdown_report(prompts: Sequence[JudgePrompt], results: dict[str, list[Judg
                 f"{prompt.scale[1]:g}, parse mode `{prompt.parse}`.", "",
                 "| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
         out += ["| " + " | ".join(row) + " |" for row in table[1:]]
-        a = aucs(rs)
-        out += ["",
-                f"- AUC base vs target (how well this prompt separates the controls): {_fmt(a['base_vs_target'], 3)}",
-                f"- AUC base vs generated (how far the fine-tune got): {_fmt(a['base_vs_generated'], 3)}", ""]
+        label = ("AUC base vs target (how well this prompt separates the controls)" if (negative, positive) ==
+                 (BASE, TARGET) else None)
+        out += [""] + [f"- {line}" for line in rating_lines(prompt, rs, negative, positive, labels, label)]
+        generated = aucs(rs)["base_vs_generated"]
+        if generated is not None:
+            out.append(f"- AUC base vs generated (how far the fine-tune got): {generated:.3f}")
+        out.append("")
     if len(prompts) == 2:
         a, b = prompts
         cmp = compare_prompts(results[a.id], results[b.id], a.scale, b.scale, top=5)
-        out += [f"## `{a.id}` vs `{b.id}`", "",
+        out += [f"## `{a.id}` vs `{b.id}`", ""]
+        out += [f"- {line}" for line in comparison_lines(a, b, results[a.id], results[b.id], negative, positive)]
+        out += ["",
                 f"Spearman rank correlation over {cmp.n} texts: {_fmt(cmp.spearman, 3)}", "",
                 "Texts they disagree on most:", ""]
         for x, y, gap in cmp.disagreements:
@@ -118,7 +163,8 @@ def plot_histograms(prompts: Sequence[JudgePrompt], results: dict[str, list[Judg
         ax.set_xlabel(f"judge score ({prompt.endpoint.model})")
         ax.set_ylabel("texts")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlim(prompt.scale[0] - 0.5, prompt.scale[1] + 0.5)
+        bins = histogram([], prompt.scale)
+        ax.set_xlim(bins[0][0], bins[-1][1])  # integer scales: half a point beyond each end; [0, 1]: the scale
         ax.legend(fontsize=8, frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
@@ -129,11 +175,13 @@ def plot_histograms(prompts: Sequence[JudgePrompt], results: dict[str, list[Judg
 
 def write_eval(out_dir: Path, prompts: Sequence[JudgePrompt], results: dict[str, list[JudgeResult]],
                title: str) -> list[Path]:
-    """RUN/eval/: scores.jsonl, scores.csv, report.md, histogram.png."""
+    """RUN/eval/: scores.jsonl, scores.csv, report.md (with agreement with RUN/eval/labels.jsonl when
+    it exists), histogram.png."""
     every = [r for p in prompts for r in results[p.id]]
     paths = [out_dir / name for name in ("scores.jsonl", "scores.csv", "report.md", "histogram.png")]
     write_jsonl(every, paths[0])
     write_csv(every, paths[1])
-    paths[2].write_text(markdown_report(prompts, results, title), encoding="utf-8")
+    labels = LabelStore(labels_path(out_dir)) if labels_path(out_dir).exists() else None
+    paths[2].write_text(markdown_report(prompts, results, title, labels=labels), encoding="utf-8")
     plot_histograms(prompts, results, paths[3])
     return paths
