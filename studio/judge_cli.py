@@ -86,8 +86,9 @@ def _prompts(args: argparse.Namespace, default: str | None) -> list[JudgePrompt]
 def _show_progress(prompt_id: str):
     def show(p) -> None:
         end = "\n" if p.done == p.total else ""
-        print(f"\r{prompt_id}: {p.done}/{p.total}  scored {p.scored}  unparsed {p.unparsed}  failed {p.failed}"
-              f"  cached {p.cached}", end=end, file=sys.stderr, flush=True)
+        print(f"\r{prompt_id}: {p.done}/{p.total}  scored {p.scored}  unparsed {p.unparsed - p.out_of_range}"
+              f"  out of range {p.out_of_range}  failed {p.failed}  cached {p.cached}", end=end, file=sys.stderr,
+              flush=True)
     return show
 
 

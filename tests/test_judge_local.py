@@ -91,7 +91,7 @@ class _SaysTen:
         probs[likely] = 0.95
         return probs.log()
 
-    def __call__(self, input_ids, attention_mask=None, cache=None, use_cache=True):
+    def __call__(self, input_ids, attention_mask=None, cache=None, use_cache=True, logits_to_keep=0):
         logits = self.torch.stack([self.torch.stack([self._next(int(t)) for t in row]) for row in input_ids])
         return SimpleNamespace(logits=logits, cache=cache or SimpleNamespace(batch_repeat_interleave=lambda n: None))
 

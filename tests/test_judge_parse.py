@@ -217,8 +217,12 @@ def test_out_of_range_is_counted_apart_from_unparsed():
                                                         error=parse_answer("Score: 12", "score", SCALE).error)]
     results[1].error = "unparsed: no `Score: N` in the answer"
     g = group_stats(results, SCALE)["g"]
-    assert (g.scored, g.unparsed, g.out_of_range, g.failed) == (1, 1, 1, 0)
+    assert (g.scored, g.unparsed, g.out_of_range, g.failed) == (1, 2, 1, 0)  # out of range is a kind of unparsed
     assert [r.status for r in results] == ["scored", "unparsed", "out of range"]
+    from studio.judge.report import group_table
+
+    table = group_table(load_prompt("yoda"), results)  # what the summary and report.md show
+    assert table[0][2:6] == ["scored", "unparsed", "out of range", "failed"] and table[1][2:6] == ["1", "1", "1", "0"]
 
 
 def test_a_zero_to_one_scale_gets_ten_bins_not_two():

@@ -286,3 +286,25 @@ def test_a_named_group_that_is_not_in_the_texts_is_an_error(tmp_path, capsys):
     assert main(["judge", "--prompt", "yoda", "--texts", str(texts), "--positive", "target",
                  "--negative", "plain"]) == 2
     assert "no texts in group 'target' (groups: plain, yoda)" in capsys.readouterr().err
+
+
+def test_the_estimate_counts_pairs_twice_and_knows_the_cache(echo_katan, tmp_path):
+    import dataclasses
+
+    from studio.judge import JudgeCache, estimate, load_prompt, run_judge_sync, totals
+
+    cache = JudgeCache(tmp_path / "judge.sqlite")
+    prompt = load_prompt("yoda").with_endpoint(base_url=echo_katan.base_url, model="judge-echo")
+    items = [JudgeItem(f"text {i}. Score: 3", "g") for i in range(4)]
+    before = estimate(prompt, items, cache)
+    assert (before.texts, before.requests, before.cache_hits, before.completion_tokens) == (4, 4, 0, 4 * 200)
+    assert before.prompt_tokens > 4 * 100 and not before.needs_confirmation()
+    assert before.needs_confirmation(threshold=3)
+    results = run_judge_sync(prompt, items[:3], cache=cache)
+    after = estimate(prompt, items, cache)
+    assert (after.requests, after.cache_hits) == (1, 3)
+    assert totals(results).describe().startswith("3 judgements: 3 requests sent, 0 from the cache, ")
+    pairwise = dataclasses.replace(load_prompt("pairwise"), endpoint=prompt.endpoint)
+    pairs = [JudgeItem("a", "g", question="q", text_b="b")]
+    assert estimate(pairwise, pairs).requests == 2  # both orders
+    cache.close()

@@ -340,10 +340,13 @@ class LocalJudge:
         return "\n\n".join(m["content"] for m in messages) + "\n\n"  # a base model without a chat template
 
     def _forward(self, ids: list[int]):
+        """The prompt through the model: logits at its last position only (the vocabulary projection of
+        every position would cost a fifth of the pass), and its KV cache."""
         import torch
 
         with torch.no_grad():
-            return self._model(input_ids=torch.tensor([ids], device=self._model.device), use_cache=True)
+            return self._model(input_ids=torch.tensor([ids], device=self._model.device), use_cache=True,
+                               logits_to_keep=1)
 
     def _value_probabilities(self, prompt_ids: list[int], sequences: dict[int, list[int]]) -> dict[int, float]:
         """P(the answer goes on with value k's tokens, then a token that does not start with a digit)."""
@@ -385,6 +388,8 @@ class LocalJudge:
             self._load()
             text = self._chat_text(render_messages(prompt, item))
             if prompt.parse == "yesno":
+                if not self._tokenizer.chat_template:
+                    text += "Answer:"  # a base model continues a document: give the answer its place
                 prompt_ids = self._tokenizer.encode(text, add_special_tokens=False)
                 probs = torch.softmax(self._forward(prompt_ids).logits[0, -1].float(), dim=-1)
                 yes, no = (float(probs[self._yes_no_ids(w)].sum()) for w in ("yes", "no"))

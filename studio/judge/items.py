@@ -99,8 +99,9 @@ class JudgeResult:
 
     @property
     def unparsed(self) -> bool:
-        """An answer came back but holds no score."""
-        return self.score is None and not (self.failed or self.out_of_range)
+        """An answer came back but holds no usable score: none at all, or one outside the scale
+        (`out_of_range` tells that part apart; `status` names the one category)."""
+        return self.score is None and not self.failed
 
     @property
     def out_of_range(self) -> bool:
@@ -109,10 +110,10 @@ class JudgeResult:
 
     @property
     def status(self) -> str:
-        """scored, unparsed, out of range or failed."""
+        """scored, unparsed, out of range or failed: one of them."""
         if self.score is not None:
             return "scored"
-        return "unparsed" if self.unparsed else OUT_OF_RANGE if self.out_of_range else "failed"
+        return "failed" if self.failed else OUT_OF_RANGE if self.out_of_range else "unparsed"
 
     def to_row(self) -> dict[str, Any]:
         """The output row: the input row's fields, then the verdict."""

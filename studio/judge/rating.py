@@ -23,6 +23,7 @@ RESAMPLES = 2000
 SEED = 0
 CONFIDENCE = 0.95
 RESOLVE = 0.05  # the AUC difference a comparison should be able to tell from none
+CANNOT_SEPARATE = "this judge cannot separate these groups"  # a verdict's start when the interval holds 0.5
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Separation:
             return f"no AUC: {self.negative if not self.n_negative else self.positive} has no scored texts"
         figures = f"AUC {self.auc:.2f}, 95% CI {self.ci[0]:.2f}..{self.ci[1]:.2f}"
         if self.ci[0] <= 0.5 <= self.ci[1]:
-            return f"this judge cannot separate these groups ({figures})"
+            return f"{CANNOT_SEPARATE} ({figures})"
         if self.ci[1] < 0.5:
             return f"separates them the wrong way round: {self.negative} scores higher ({figures})"
         return f"separates {self.positive} from {self.negative} ({figures})"

@@ -51,7 +51,7 @@ def group_table(prompt: JudgePrompt, results: Sequence[JudgeResult]) -> list[lis
     """Header plus one row per group: n, scored, unparsed, out of range, failed, mean, std."""
     rows = [["group", "n", "scored", "unparsed", "out of range", "failed", "mean", "std"]]
     for g in group_stats(results, prompt.scale).values():
-        rows.append([g.group or "(none)", str(g.n), str(g.scored), str(g.unparsed), str(g.out_of_range),
+        rows.append([g.group or "(none)", str(g.n), str(g.scored), str(g.unparsed - g.out_of_range), str(g.out_of_range),
                      str(g.failed), _fmt(g.mean), _fmt(g.std)])
     return rows
 

@@ -31,7 +31,7 @@ class Progress:
     done: int
     total: int
     scored: int
-    unparsed: int
+    unparsed: int  # out-of-range answers included, as in JudgeResult.unparsed
     failed: int
     cached: int
     result: JudgeResult
@@ -127,7 +127,8 @@ async def run_judge(
     def finish(result: JudgeResult) -> JudgeResult:
         nonlocal done
         done += 1
-        counts[result.status.replace(" ", "_")] += 1
+        counts["failed" if result.failed else "unparsed" if result.unparsed else "scored"] += 1
+        counts["out_of_range"] += result.out_of_range
         counts["cached"] += result.cached
         if on_progress is not None:
             on_progress(Progress(done=done, total=len(items), result=result, **counts))

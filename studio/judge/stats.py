@@ -20,9 +20,9 @@ class GroupStats:
     group: str
     n: int  # results in the group
     scored: int
-    unparsed: int
+    unparsed: int  # answers without a usable score, out-of-range ones included
     failed: int
-    out_of_range: int
+    out_of_range: int  # the part of `unparsed` whose score was outside the scale
     mean: float | None
     std: float | None  # sample standard deviation (n - 1); None below two scores
     histogram: list[tuple[float, float, int]]  # (low edge, high edge, count)
