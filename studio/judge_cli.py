@@ -24,7 +24,8 @@ from studio.judge import (
 )
 from studio.judge.estimate import CONFIRM_ABOVE, estimate, totals
 from studio.judge.labels import LabelStore
-from studio.judge.rating import position_bias
+from studio.judge.rating import position_bias, retest
+from studio.judge.runner import retest_items
 from studio.judge.report import comparison_lines, summary_text, write_eval, write_jsonl
 
 
@@ -55,6 +56,8 @@ def add_judge_parsers(subparsers) -> None:
     p.add_argument("--negative", metavar="GROUP", help="the group that should score low (e.g. plain) (default: base, "
                                                        "when present)")
     p.add_argument("--labels", type=Path, help="human labels (labels.jsonl) to measure each prompt's agreement with")
+    p.add_argument("--samples", type=int, default=1, metavar="N",
+                   help="judge every text N times and report the spread (test-retest, for temperature > 0)")
     _add_judge_options(p, None)
     p.set_defaults(func=judge_command)
 
@@ -151,12 +154,15 @@ def judge_command(args: argparse.Namespace) -> int:
         labels = LabelStore(args.labels) if args.labels else None
         if labels is not None and not args.labels.exists():
             raise JudgeConfigError(f"{args.labels}: no such labels file")
+        if args.samples < 1:
+            raise JudgeConfigError("--samples must be at least 1")
         cache = None if args.no_cache else JudgeCache()
-        _confirm(prompts, items, args, cache)
+        judged = retest_items(items, args.samples)
+        _confirm(prompts, judged, args, cache)
         results = {}
         every = []
         for prompt in prompts:
-            scored = _score(prompt, items, args, cache)
+            scored = _score(prompt, judged, args, cache)
             if prompt.parse == "pairwise":
                 forward, backward = scored
                 s = pairwise_stats(forward, backward)
@@ -171,9 +177,16 @@ def judge_command(args: argparse.Namespace) -> int:
                 every += forward + backward
                 print(f"  totals: {totals(forward + backward).describe()}")
                 continue
-            results[prompt.id] = scored
             every += scored
-            print(summary_text(prompt, scored, negative, positive, labels))
+            results[prompt.id] = scored[:len(items)]  # the first judgement of each text: the statistics' sample
+            print(summary_text(prompt, results[prompt.id], negative, positive, labels))
+            if args.samples > 1:
+                r = retest(scored)
+                spread = "-" if r.mean_sd is None else f"{r.mean_sd:.2f}"
+                print(f"  test-retest over {r.samples} samples of {r.texts} texts (temperature "
+                      f"{prompt.params.get('temperature', 0):g}): mean within-text sd {spread}, largest range "
+                      f"{'-' if r.max_range is None else f'{r.max_range:g}'}, Spearman first vs second "
+                      f"{'-' if r.rho is None else f'{r.rho:.2f}'}")
             print(f"  totals: {totals(scored).describe()}")
         if len(results) == 2:
             a, b = prompts

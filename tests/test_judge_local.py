@@ -5,6 +5,7 @@ generation through llm-katan's transformers backend, `studio eval` on a run the 
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -100,8 +101,10 @@ def test_local_judge_counts_ten_once(smol_tokenizer):
     """p("1") = 0.95 and p("0" | "1") = 0.95: the answer is "10", not 1 and 10 both (issue 10, defect 3)."""
     judge = LocalJudge("says-ten", model=_SaysTen(smol_tokenizer), tokenizer=smol_tokenizer)
     result = run_judge_sync(local_prompt("says-ten"), [JudgeItem("Strong, you are.")], judge=judge)[0]
-    assert result.mass <= 1.0 and result.mass == pytest.approx(0.95 * 0.95 + 0.95 * 0.05, abs=0.01)
+    shown = {int(k): float(p) for k, p in re.findall(r"(\d+): ([0-9.]+)", result.raw.removeprefix("Score: "))}
+    assert sum(shown.values()) <= 1.0 and shown[10] > 0.9 > 0.1 > shown[1]
     assert result.score > 9.5
+    assert result.mass == pytest.approx(0.95 * 0.95 + 0.95 * 0.05, abs=0.01)
 
 
 def test_local_yes_no_judge_gives_the_probability_of_yes(tiny_model_dir):

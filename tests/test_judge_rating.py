@@ -308,3 +308,25 @@ def test_the_estimate_counts_pairs_twice_and_knows_the_cache(echo_katan, tmp_pat
     pairs = [JudgeItem("a", "g", question="q", text_b="b")]
     assert estimate(pairwise, pairs).requests == 2  # both orders
     cache.close()
+
+
+def test_studio_judge_reports_test_retest_spread(tmp_path, monkeypatch, capsys):
+    import itertools
+    import json
+
+    from judge_server import ScriptedServer, completion
+
+    from studio.cli import main
+
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    texts = tmp_path / "t.jsonl"
+    texts.write_text("".join(json.dumps({"text": f"text {i}", "group": "g"}) + "\n" for i in range(4)))
+    scores = itertools.cycle([3, 3, 3, 3, 5, 5, 5, 5])  # the second round of samples says 5 to every text
+    with ScriptedServer(lambda request: completion(f"Score: {next(scores)}")) as server:
+        args = ["judge", "--prompt", "yoda", "--texts", str(texts), "--base-url", server.base_url, "--model", "m",
+                "--samples", "2", "--concurrency", "1"]
+        assert main(args) == 0
+        assert len(server.requests) == 8
+        assert main(args) == 0 and len(server.requests) == 8  # every sample is cached as its own answer
+    printed = capsys.readouterr().out
+    assert "test-retest over 2 samples of 4 texts (temperature 0): mean within-text sd 1.41, largest range 2" in printed
