@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from studio.judge import Endpoint, JudgeItem, LocalJudge, load_prompt, run_judge_sync, separation  # noqa: E402
-from studio.judge.offline import LOCAL_MODELS  # noqa: E402
+from studio.judge import Endpoint, JudgeItem, LocalJudge, load_prompt, run_judge_sync, separation
+from studio.judge.offline import LOCAL_MODELS
 
 METHODS = {"1-10": "yoda", "yes/no": "yoda-yesno"}
 

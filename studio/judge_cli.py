@@ -25,8 +25,8 @@ from studio.judge import (
 from studio.judge.estimate import CONFIRM_ABOVE, estimate, totals
 from studio.judge.labels import LabelStore
 from studio.judge.rating import position_bias, retest
-from studio.judge.runner import retest_items
 from studio.judge.report import comparison_lines, summary_text, write_eval, write_jsonl
+from studio.judge.runner import retest_items
 
 
 def _add_judge_options(p: argparse.ArgumentParser, default_prompt: str | None) -> None:

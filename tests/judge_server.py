@@ -17,6 +17,7 @@ import math
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 Reply = dict | tuple[int, str | bytes, str]
 
@@ -55,7 +56,7 @@ class ScriptedServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append(body)
                 answer = server.reply(body)
@@ -78,7 +79,7 @@ class ScriptedServer:
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
         self._thread.start()
 
-    def __enter__(self) -> ScriptedServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -5,11 +5,11 @@ install it; chunked model files are joined once and checked."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
-from studio.judge import JudgeConfigError
-from studio.judge import offline
+from studio.judge import JudgeConfigError, offline
 from studio.judge.offline import LOCAL_LABEL, SMOLLM2_135M, LocalModel, best_local_model, default_judge
 
 
@@ -55,7 +55,7 @@ def test_chunks_are_joined_once_into_the_cache_and_checked(tmp_path, monkeypatch
     assert model.available()
     joined = model.ref()
     assert joined == str(tmp_path / "cache" / "gguf" / "fake.gguf")
-    assert open(joined, "rb").read() == b"GGUF" + b"a" * 10 + b"b" * 7
+    assert Path(joined).read_bytes() == b"GGUF" + b"a" * 10 + b"b" * 7
     bad = LocalModel(name="Bad", chunks=model.chunks, gguf="bad.gguf", sha256="0" * 64, install="pip install bad")
     with pytest.raises(JudgeConfigError, match="does not match its checksum; reinstall: pip install bad"):
         bad.ref()

@@ -6,9 +6,23 @@ import math
 
 import pytest
 
-from studio.judge import (Endpoint, JudgeConfigError, JudgeItem, JudgePrompt, JudgeResult, auc, compare_prompts,
-                          expected_score, group_stats, load_prompt, pairwise_stats, parse_answer, presets,
-                          render_messages, spearman)
+from studio.judge import (
+    Endpoint,
+    JudgeConfigError,
+    JudgeItem,
+    JudgePrompt,
+    JudgeResult,
+    auc,
+    compare_prompts,
+    expected_score,
+    group_stats,
+    load_prompt,
+    pairwise_stats,
+    parse_answer,
+    presets,
+    render_messages,
+    spearman,
+)
 from studio.judge.backends import OpenAIJudge, resolve_key
 
 SCALE = (1, 10)

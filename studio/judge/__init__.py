@@ -16,8 +16,8 @@ from studio.judge.backends import (
                                   make_judge,
 )
 from studio.judge.cache import JudgeCache, cache_key
-from studio.judge.groups import BASE, GENERATED, TARGET, load_texts, run_groups
 from studio.judge.estimate import CONFIRM_ABOVE, Estimate, Totals, estimate, totals
+from studio.judge.groups import BASE, GENERATED, TARGET, load_texts, run_groups
 from studio.judge.items import JudgeItem, JudgeResult, text_hash
 from studio.judge.labels import Agreement, LabelStore, agreement, labels_path
 from studio.judge.parse import Parsed, expected_score, parse_answer

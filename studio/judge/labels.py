@@ -87,10 +87,11 @@ class LabelStore:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".jsonl.tmp")
+        saved = round(time.time())
+        rows = (json.dumps({"hash": label.hash, "label": label.value, "kind": label.kind, "text": label.text,
+                            "saved": saved}, ensure_ascii=False) + "\n" for label in self._labels.values())
         with open(tmp, "w", encoding="utf-8") as f:
-            for label in self._labels.values():
-                f.write(json.dumps({"hash": label.hash, "label": label.value, "kind": label.kind, "text": label.text,
-                                    "saved": round(time.time())}, ensure_ascii=False) + "\n")
+            f.writelines(rows)
         tmp.replace(self.path)
 
 

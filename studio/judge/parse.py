@@ -135,7 +135,7 @@ def _score_match(raw: str, mode: str) -> re.Match | None:
 
 def _last(matches) -> re.Match | None:
     last = None
-    for last in matches:  # noqa: B007 (the loop keeps the last one)
+    for last in matches:  # the loop leaves the last one in `last`
         pass
     return last
 

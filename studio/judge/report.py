@@ -22,8 +22,7 @@ COLORS = {BASE: "#4C72B0", GENERATED: "#DD8452", TARGET: "#55A868"}
 def write_jsonl(results: Sequence[JudgeResult], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        for result in results:
-            f.write(json.dumps(result.to_row(), ensure_ascii=False) + "\n")
+        f.writelines(json.dumps(result.to_row(), ensure_ascii=False) + "\n" for result in results)
 
 
 def write_csv(results: Sequence[JudgeResult], path: Path) -> None:
@@ -85,9 +84,9 @@ def comparison_lines(a: JudgePrompt, b: JudgePrompt, results_a: Sequence[JudgeRe
     d = paired_difference(results_a, results_b, negative, positive)
     if d.difference is None:
         return [d.verdict]
-    return [f"A = {a.id}, B = {b.id}: AUC {negative} vs {positive} {d.auc_a:.3f} (A) and {d.auc_b:.3f} (B) on the "
-            f"{d.n_negative}+{d.n_positive} texts both scored",
-            d.verdict]
+    both = (f"A = {a.id}, B = {b.id}: AUC {negative} vs {positive} {d.auc_a:.3f} (A) and {d.auc_b:.3f} (B) on the "
+            f"{d.n_negative}+{d.n_positive} texts both scored")
+    return [both, d.verdict]
 
 
 def summary_text(prompt: JudgePrompt, results: Sequence[JudgeResult], negative: str | None = BASE,
