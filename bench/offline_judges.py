@@ -10,20 +10,34 @@ the 1-10 scale, the default before issue 10). CPU-heavy: run it alone, e.g.
     flock /work/heavy.lock env OMP_NUM_THREADS=2 python bench/offline_judges.py --questions 60
 
 --only NAME runs some judges (names as printed), --method picks 1-10 or yes/no, --gguf NAME=PATH adds a
-GGUF file as a candidate.
+GGUF file as a candidate. --results DIR keeps each judge's scores there and prints the table over every
+judge kept for the same texts, with each judge's paired AUC difference against the baseline (the same
+texts resampled for both), so judges can be measured one at a time and compared together.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import json
+import re
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from studio.judge import Endpoint, JudgeItem, LocalJudge, load_prompt, run_judge_sync, separation
+from studio.judge import (
+    Endpoint,
+    JudgeItem,
+    JudgeResult,
+    LocalJudge,
+    load_prompt,
+    paired_difference,
+    run_judge_sync,
+    separation,
+)
 from studio.judge.offline import LOCAL_MODELS
 
 METHODS = {"1-10": "yoda", "yes/no": "yoda-yesno"}
@@ -60,7 +74,31 @@ def measure(name: str, model_path: str, method: str, items: list[JudgeItem]) -> 
     means = {g: sum(r.score for r in results if r.group == g and r.score is not None) /
              max(1, sum(r.group == g and r.score is not None for r in results)) for g in ("plain", "yoda")}
     return {"judge": f"{name}, {method}", "auc": s.auc, "ci": s.ci, "plain": means["plain"], "yoda": means["yoda"],
-            "seconds": seconds, "verdict": s.verdict, "failed": sum(r.score is None for r in results)}
+            "seconds": seconds, "verdict": s.verdict, "failed": sum(r.score is None for r in results),
+            "scores": [r.score for r in results]}
+
+
+def _texts_id(items: list[JudgeItem]) -> str:
+    return hashlib.sha256("\n".join(f"{i.group}\t{i.text}" for i in items).encode()).hexdigest()[:12]
+
+
+def _kept(results_dir: Path | None, items: list[JudgeItem], rows: list[dict]) -> list[dict]:
+    """Save this run's rows and return every row kept for these texts (this run's last)."""
+    if results_dir is None:
+        return rows
+    results_dir.mkdir(parents=True, exist_ok=True)
+    texts = _texts_id(items)
+    for row in rows:
+        slug = re.sub(r"[^A-Za-z0-9.]+", "-", row["judge"])
+        (results_dir / f"{texts}-{slug}.json").write_text(json.dumps(row))
+    fresh = {r["judge"] for r in rows}
+    kept = [json.loads(p.read_text()) for p in sorted(results_dir.glob(f"{texts}-*.json"))]
+    return [r for r in kept if r["judge"] not in fresh] + rows
+
+
+def _as_results(row: dict, items: list[JudgeItem]) -> list[JudgeResult]:
+    return [JudgeResult(item, row["judge"], "local", row["judge"], score=score, raw="")
+            for item, score in zip(items, row["scores"])]
 
 
 def main() -> int:
@@ -69,6 +107,7 @@ def main() -> int:
     parser.add_argument("--only", action="append", default=None, metavar="NAME")
     parser.add_argument("--gguf", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--method", action="append", choices=list(METHODS), default=None)
+    parser.add_argument("--results", type=Path, default=None, metavar="DIR")
     args = parser.parse_args()
     candidates = [(m.name, m) for m in LOCAL_MODELS if m.available()]
     candidates += [(spec.split("=", 1)[0], spec.split("=", 1)[1]) for spec in args.gguf]
@@ -84,13 +123,18 @@ def main() -> int:
                 continue
             rows.append(measure(name, str(path), method, items))
             print(f"  measured {label}: AUC {rows[-1]['auc']:.3f}", file=sys.stderr, flush=True)
-    baseline = next((r for r in rows if r["judge"] == f"{LOCAL_MODELS[-1].name}, 1-10"), rows[0] if rows else None)
-    print(f"{'judge':42} {'AUC':>6} {'95% CI':>13} {'plain':>6} {'yoda':>6} {'s/text':>7} {'dAUC':>6} {'speed':>6}")
+    rows = _kept(args.results, items, rows)
+    if not rows:
+        print("no judge measured")
+        return 1
+    baseline = next((r for r in rows if r["judge"] == f"{LOCAL_MODELS[-1].name}, 1-10"), rows[0])
+    base_results = _as_results(baseline, items)
+    print(f"{'judge':34} {'AUC':>6} {'95% CI':>13} {'plain':>6} {'yoda':>6} {'s/text':>7}  AUC - baseline (95% CI)")
     for r in rows:
-        print(f"{r['judge']:42} {r['auc']:6.3f} {r['ci'][0]:6.3f}..{r['ci'][1]:<5.3f} {r['plain']:6.2f} "
-              f"{r['yoda']:6.2f} {r['seconds']:7.2f} {r['auc'] - baseline['auc']:+6.3f} "
-              f"{baseline['seconds'] / r['seconds']:5.2f}x")
-    print(f"(dAUC and speed against {baseline['judge']}, measured in this run)")
+        d = paired_difference(base_results, _as_results(r, items), "plain", "yoda")
+        print(f"{r['judge']:34} {r['auc']:6.3f} {r['ci'][0]:6.3f}..{r['ci'][1]:<5.3f} {r['plain']:6.2f} "
+              f"{r['yoda']:6.2f} {r['seconds']:7.2f}  {d.difference:+.3f} ({d.ci[0]:+.3f}..{d.ci[1]:+.3f})")
+    print(f"(baseline: {baseline['judge']}; s/text as measured in each judge's own run)")
     for r in rows:
         print(f"  {r['judge']}: {r['verdict']}" + (f"; {r['failed']} texts without a score" if r["failed"] else ""))
     return 0

@@ -326,3 +326,15 @@ def test_the_diff_of_two_prompts_shows_what_b_changes():
     assert '-id = "yoda"' in diff and '+id = "yoda-strict"' in diff
     assert "+You are a very strict judge of speaking style." in diff and "-You are a strict judge" in diff
     assert prompt_diff(a, a) == ""
+
+
+def test_a_typed_key_is_held_for_its_host_only():
+    from studio.judge import SessionKeys
+
+    keys = SessionKeys()
+    openrouter = load_prompt("yoda").endpoint
+    keys.set(openrouter, "sk-typed-123")
+    assert keys.get(openrouter) == "sk-typed-123"
+    assert keys.get(openrouter.with_overrides(base_url="https://judge.example.net/v1")) is None
+    assert keys.get(Endpoint(backend="local", model="m")) is None
+    assert "sk-typed" not in repr(keys) and resolve_key(openrouter, keys.get(openrouter)) == "sk-typed-123"
