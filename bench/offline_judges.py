@@ -29,17 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from studio.judge import (
-    Endpoint,
-    JudgeItem,
-    JudgeResult,
-    LocalJudge,
-    load_prompt,
-    paired_difference,
-    run_judge_sync,
-    separation,
-)
+from studio.judge import Endpoint, JudgeItem, JudgeResult, LocalJudge, load_prompt, run_judge_sync
 from studio.judge.offline import LOCAL_MODEL
+from studio.judge.rating import paired_difference, separation
 
 METHODS = {"1-10": "yoda", "yes/no": "yoda-yesno"}
 

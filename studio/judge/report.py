@@ -7,14 +7,16 @@ import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from studio.judge.groups import BASE, GENERATED, TARGET
 from studio.judge.items import JudgeResult
-from studio.judge.labels import LabelStore, agreement, labels_path
 from studio.judge.prompts import JudgePrompt
-from studio.judge.rating import length_bias, paired_difference, separation
 from studio.judge.stats import auc as auc_of
 from studio.judge.stats import compare_prompts, group_stats, histogram, scores_of
+
+if TYPE_CHECKING:
+    from studio.judge.labels import LabelStore
 
 COLORS = {BASE: "#4C72B0", GENERATED: "#DD8452", TARGET: "#55A868"}
 
@@ -59,6 +61,9 @@ def rating_lines(prompt: JudgePrompt, results: Sequence[JudgeResult], negative: 
                  labels: LabelStore | None = None, auc_label: str | None = None) -> list[str]:
     """How well the prompt separates `positive` from `negative` (AUC with its interval, Cohen's d,
     histogram overlap, the verdict in words), its length bias per group, its agreement with the labels."""
+    from studio.judge.labels import agreement
+    from studio.judge.rating import length_bias, separation
+
     lines = []
     if negative and positive:
         s = separation(results, prompt.scale, negative, positive)
@@ -81,6 +86,8 @@ def rating_lines(prompt: JudgePrompt, results: Sequence[JudgeResult], negative: 
 def comparison_lines(a: JudgePrompt, b: JudgePrompt, results_a: Sequence[JudgeResult],
                      results_b: Sequence[JudgeResult], negative: str, positive: str) -> list[str]:
     """A against B on the same texts: both AUCs on the texts both scored, the paired difference, the verdict."""
+    from studio.judge.rating import paired_difference
+
     d = paired_difference(results_a, results_b, negative, positive)
     if d.difference is None:
         return [d.verdict]
@@ -176,6 +183,8 @@ def write_eval(out_dir: Path, prompts: Sequence[JudgePrompt], results: dict[str,
                title: str) -> list[Path]:
     """RUN/eval/: scores.jsonl, scores.csv, report.md (with agreement with RUN/eval/labels.jsonl when
     it exists), histogram.png."""
+    from studio.judge.labels import LabelStore, labels_path
+
     every = [r for p in prompts for r in results[p.id]]
     paths = [out_dir / name for name in ("scores.jsonl", "scores.csv", "report.md", "histogram.png")]
     write_jsonl(every, paths[0])

@@ -2,6 +2,8 @@
 prompts agree (Spearman) and where they disagree most, and pairwise win and position-flip rates.
 
 Only parsed scores enter the statistics; unparsed, out-of-range and failed results are counted beside them.
+Pure Python on purpose: the panes import this module, and scipy would add a second to the app's start
+(the intervals and bias figures, which need numpy and scipy, are in studio.judge.rating).
 """
 
 from __future__ import annotations
@@ -9,8 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from scipy import stats as scipy_stats
 
 from studio.judge.items import JudgeResult
 
@@ -79,17 +79,40 @@ def auc(negative: Sequence[float], positive: Sequence[float]) -> float | None:
     1.0: perfectly separated, 0.5: no better than chance. None when a group has no scores."""
     if not negative or not positive:
         return None
-    u = scipy_stats.mannwhitneyu(positive, negative, alternative="two-sided", method="asymptotic").statistic
-    return float(u) / (len(negative) * len(positive))
+    ranks = _ranks(list(negative) + list(positive))
+    positive_rank_sum = sum(ranks[len(negative):])
+    u = positive_rank_sum - len(positive) * (len(positive) + 1) / 2
+    return u / (len(negative) * len(positive))
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks, ties sharing their average rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
     """Rank correlation of paired scores (Pearson on tie-averaged ranks). None if undefined."""
     if len(a) != len(b):
         raise ValueError("spearman needs paired scores")
-    if len(a) < 2 or len(set(a)) < 2 or len(set(b)) < 2:
+    if len(a) < 2:
         return None
-    return float(scipy_stats.spearmanr(a, b).statistic)
+    ra, rb = _ranks(a), _ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    va, vb = sum((x - ma) ** 2 for x in ra), sum((y - mb) ** 2 for y in rb)
+    if va == 0 or vb == 0:
+        return None
+    return cov / math.sqrt(va * vb)
 
 
 @dataclass(frozen=True)
