@@ -178,10 +178,10 @@ def test_reasoning_model_with_null_content_cut_in_its_reasoning_fails():
     assert result.failed and result.error.startswith("truncated: the reasoning used up")
 
 
-def test_an_empty_answer_fails_and_is_not_cached(cache):
+def test_an_empty_answer_is_unparsed_and_not_cached(cache):
     with ScriptedServer(lambda r: completion("")) as server:
         result = run_judge_sync(_prompt(server), _texts("x"), cache=cache)[0]
-    assert result.failed and result.error.startswith("empty answer") and len(cache) == 0
+    assert result.unparsed and result.error == "unparsed: empty answer (finish_reason 'stop')" and len(cache) == 0
 
 
 def test_max_completion_tokens_when_the_server_asks_for_it():

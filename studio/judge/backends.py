@@ -21,7 +21,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from studio.judge.items import EMPTY, TRUNCATED, JudgeItem, JudgeResult
+from studio.judge.items import TRUNCATED, UNPARSED, JudgeItem, JudgeResult
 from studio.judge.parse import (
     Parsed,
     expected_score,
@@ -251,10 +251,10 @@ class OpenAIJudge:
         except (AttributeError, IndexError, KeyError, TypeError) as exc:
             raise _malformed(response) from exc
         answer = content if content and content.strip() else None
-        if answer is None and reasoning is None:
+        if answer is None and reasoning is None:  # unparsed, and asked again next time: it may be the endpoint's doing
             return _result(prompt, item, self.backend, self.model,
-                           Parsed(None, error=f"{EMPTY} (finish_reason {choice.finish_reason!r})"), content or "",
-                           tokens)
+                           Parsed(None, error=f"{UNPARSED}: empty answer (finish_reason {choice.finish_reason!r})"),
+                           content or "", tokens, cacheable=False)
         if answer is None:  # the final answer is missing: only the reasoning came back
             if truncated:
                 return _result(prompt, item, self.backend, self.model, Parsed(

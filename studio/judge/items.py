@@ -7,12 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # How a result without a score says why (the start of JudgeResult.error). The judge answered but
-# gave no score, or one outside the scale; or the answer came back unusable: the text failed,
-# though its raw answer is kept to look at.
+# gave no score, or one outside the scale; or the answer was cut off: the text failed, though its
+# raw answer is kept to look at.
 UNPARSED = "unparsed"
 OUT_OF_RANGE = "out of range"
 TRUNCATED = "truncated"
-EMPTY = "empty answer"
 
 
 def text_hash(text: str) -> str:
@@ -94,8 +93,8 @@ class JudgeResult:
     @property
     def failed(self) -> bool:
         """No usable answer came back (network, HTTP error, timeout, malformed reply, cancelled), or the
-        answer was cut off or empty (raw kept)."""
-        return self.raw is None or self.score is None and (self.error or "").startswith((TRUNCATED, EMPTY))
+        answer was cut off before its score (raw kept)."""
+        return self.raw is None or self.score is None and (self.error or "").startswith(TRUNCATED)
 
     @property
     def unparsed(self) -> bool:
