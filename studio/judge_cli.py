@@ -1,5 +1,6 @@
-"""`studio judge` (score a JSONL of texts with one or two prompts) and `studio eval` (score a run's
-control groups and write RUN/eval/). studio/cli.py calls add_judge_parsers."""
+"""`studio judge` (score a JSONL of texts with one or two prompts, rate how well each separates a
+positive from a negative group, compare them) and `studio eval` (score a run's control groups and
+write RUN/eval/). studio/cli.py calls add_judge_parsers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from studio.formatting import format_number
 from studio.judge import (
+    BASE,
+    TARGET,
     JudgeCache,
     JudgeConfigError,
     JudgePrompt,
@@ -20,7 +23,11 @@ from studio.judge import (
     run_judge_sync,
     run_pairwise,
 )
-from studio.judge.report import summary_text, write_eval, write_jsonl
+from studio.judge.estimate import CONFIRM_ABOVE, estimate, totals
+from studio.judge.labels import LabelStore
+from studio.judge.rating import position_bias, retest
+from studio.judge.report import comparison_lines, summary_text, write_eval, write_jsonl
+from studio.judge.runner import retest_items
 
 
 def _add_judge_options(p: argparse.ArgumentParser, default_prompt: str | None) -> None:
@@ -36,12 +43,22 @@ def _add_judge_options(p: argparse.ArgumentParser, default_prompt: str | None) -
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
     p.add_argument("--retries", type=int, default=4, help="retries on 429/5xx/timeouts (default 4)")
     p.add_argument("--no-cache", action="store_true", help="ask the judge again even for texts it already scored")
+    p.add_argument("--yes", action="store_true", help="send the requests without asking, however many")
+    p.add_argument("--confirm-above", type=int, default=CONFIRM_ABOVE, metavar="N",
+                   help=f"ask before sending more than N requests (default {CONFIRM_ABOVE})")
 
 
 def add_judge_parsers(subparsers) -> None:
     p = subparsers.add_parser("judge", help="score texts (JSONL rows with text and group) with LLM-judge prompts")
     p.add_argument("--texts", type=Path, required=True, help="JSONL: text, group, optional question, reference")
     p.add_argument("--out", type=Path, help="write one JSONL row per text and prompt here")
+    p.add_argument("--positive", metavar="GROUP", help="the group that should score high (e.g. yoda), for the AUC "
+                                                       "and the comparison (default: target, when present)")
+    p.add_argument("--negative", metavar="GROUP", help="the group that should score low (e.g. plain) (default: base, "
+                                                       "when present)")
+    p.add_argument("--labels", type=Path, help="human labels (labels.jsonl) to measure each prompt's agreement with")
+    p.add_argument("--samples", type=int, default=1, metavar="N",
+                   help="judge every text N times and report the spread (test-retest, for temperature > 0)")
     _add_judge_options(p, None)
     p.set_defaults(func=judge_command)
 
@@ -73,8 +90,9 @@ def _prompts(args: argparse.Namespace, default: str | None) -> list[JudgePrompt]
 def _show_progress(prompt_id: str):
     def show(p) -> None:
         end = "\n" if p.done == p.total else ""
-        print(f"\r{prompt_id}: {p.done}/{p.total}  scored {p.scored}  unparsed {p.unparsed}  failed {p.failed}"
-              f"  cached {p.cached}", end=end, file=sys.stderr, flush=True)
+        print(f"\r{prompt_id}: {p.done}/{p.total}  scored {p.scored}  unparsed {p.unparsed - p.out_of_range}"
+              f"  out of range {p.out_of_range}  failed {p.failed}  cached {p.cached}", end=end, file=sys.stderr,
+              flush=True)
     return show
 
 
@@ -86,6 +104,35 @@ def _score(prompt: JudgePrompt, items, args, cache):
 
         return asyncio.run(run_pairwise(prompt, items, **kwargs))
     return run_judge_sync(prompt, items, **kwargs)
+
+
+def _confirm(prompts: list[JudgePrompt], items, args, cache) -> None:
+    """Say what the run will send; above --confirm-above requests, ask first (or want --yes)."""
+    estimates = [estimate(p, items, cache) for p in prompts]
+    for prompt, e in zip(prompts, estimates):
+        print(f"{prompt.id}: {e.describe()}", file=sys.stderr)
+    requests = sum(e.requests for e in estimates)
+    if args.yes or requests <= args.confirm_above:
+        return
+    if not sys.stdin.isatty():
+        raise JudgeConfigError(f"{requests:,} requests is more than --confirm-above {args.confirm_above}: pass --yes "
+                               "to send them")
+    if input(f"send {requests:,} requests? [y/N] ").strip().lower() not in ("y", "yes"):
+        raise JudgeConfigError("nothing sent")
+
+
+def _groups(args: argparse.Namespace, items) -> tuple[str | None, str | None]:
+    """The negative and positive control groups: as named, or base and target when the texts have them."""
+    present = {item.group for item in items}
+    if (args.negative is None) != (args.positive is None):
+        raise JudgeConfigError("name both groups: --negative GROUP --positive GROUP")
+    if args.negative is None:
+        return (BASE, TARGET) if {BASE, TARGET} <= present else (None, None)
+    for group in (args.negative, args.positive):
+        if group not in present:
+            raise JudgeConfigError(f"{args.texts}: no texts in group {group!r} (groups: "
+                                   f"{', '.join(sorted(present)) or 'none'})")
+    return args.negative, args.positive
 
 
 def _run(command) -> int:
@@ -104,11 +151,19 @@ def judge_command(args: argparse.Namespace) -> int:
     def command() -> int:
         prompts = _prompts(args, None)
         items = load_texts(args.texts)
+        negative, positive = _groups(args, items)
+        labels = LabelStore(args.labels) if args.labels else None
+        if labels is not None and not args.labels.exists():
+            raise JudgeConfigError(f"{args.labels}: no such labels file")
+        if args.samples < 1:
+            raise JudgeConfigError("--samples must be at least 1")
         cache = None if args.no_cache else JudgeCache()
+        judged = retest_items(items, args.samples)
+        _confirm(prompts, judged, args, cache)
         results = {}
         every = []
         for prompt in prompts:
-            scored = _score(prompt, items, args, cache)
+            scored = _score(prompt, judged, args, cache)
             if prompt.parse == "pairwise":
                 forward, backward = scored
                 s = pairwise_stats(forward, backward)
@@ -116,13 +171,29 @@ def judge_command(args: argparse.Namespace) -> int:
                       f"  first answer wins {s.wins}, loses {s.losses}, ties {s.ties}, order flips {s.flips}\n"
                       f"  win rate {s.win_rate if s.win_rate is None else round(s.win_rate, 3)}, "
                       f"position-bias flip rate {s.flip_rate if s.flip_rate is None else round(s.flip_rate, 3)}")
+                for b in position_bias(forward, backward).values():
+                    if b.first_wins is not None:
+                        print(f"  {b.group or '(none)'}: the answer shown first wins {b.first_wins:.2f} of verdicts "
+                              f"(0.50 is unbiased), flip rate {b.flip_rate:.2f} (n={b.n})")
                 every += forward + backward
+                print(f"  totals: {totals(forward + backward).describe()}")
                 continue
-            results[prompt.id] = scored
             every += scored
-            print(summary_text(prompt, scored))
+            results[prompt.id] = scored[:len(items)]  # the first judgement of each text: the statistics' sample
+            print(summary_text(prompt, results[prompt.id], negative, positive, labels))
+            if args.samples > 1:
+                r = retest(scored)
+                spread = "-" if r.mean_sd is None else f"{r.mean_sd:.2f}"
+                print(f"  test-retest over {r.samples} samples of {r.texts} texts (temperature "
+                      f"{prompt.params.get('temperature', 0):g}): mean within-text sd {spread}, largest range "
+                      f"{'-' if r.max_range is None else f'{r.max_range:g}'}, Spearman first vs second "
+                      f"{'-' if r.rho is None else f'{r.rho:.2f}'}")
+            print(f"  totals: {totals(scored).describe()}")
         if len(results) == 2:
             a, b = prompts
+            if negative and positive:
+                for line in comparison_lines(a, b, results[a.id], results[b.id], negative, positive):
+                    print(line)
             cmp = compare_prompts(results[a.id], results[b.id], a.scale, b.scale, top=5)
             rho = format_number(cmp.spearman, 3)
             print(f"{a.id} vs {b.id}: Spearman {rho} over {cmp.n} texts; largest disagreements:")
@@ -149,9 +220,11 @@ def eval_command(args: argparse.Namespace) -> int:
                                max_new_tokens=args.max_new_tokens,
                                progress=lambda m: print(m, file=sys.stderr, flush=True))
         cache = None if args.no_cache else JudgeCache()
+        _confirm(prompts, items, args, cache)
         results = {p.id: _score(p, items, args, cache) for p in prompts}
         for prompt in prompts:
             print(summary_text(prompt, results[prompt.id]))
+            print(f"  totals: {totals(results[prompt.id]).describe()}")
         paths = write_eval(args.run_dir / "eval", prompts, results, title=f"Judge evaluation of {args.run_dir.name}")
         print("wrote " + ", ".join(str(p) for p in paths))
         return 0

@@ -5,6 +5,8 @@ generation through llm-katan's transformers backend, `studio eval` on a run the 
 from __future__ import annotations
 
 import json
+import re
+from types import SimpleNamespace
 
 import pytest
 from judge_fixtures import cache, echo_katan  # noqa: F401  (fixtures)
@@ -68,6 +70,47 @@ def test_studio_eval_on_a_trained_run(tiny_model_dir, echo_katan, tmp_path, monk
     assert all(r["raw"] for r in by_group["generated"])  # the adapter's answers were judged, parsed or not
     assert "AUC base vs target (how well this prompt separates the controls): 1.000" in \
         (tmp_path / "run" / "eval" / "report.md").read_text()
+
+
+class _SaysTen:
+    """A stand-in causal LM over the real SmolLM2 vocabulary that answers "10": after the prompt it
+    puts 0.95 on "1", after "1" 0.95 on "0", after "0" 0.95 on a newline."""
+
+    device = "cpu"
+
+    def __init__(self, tokenizer) -> None:
+        import torch
+
+        self.vocab = len(tokenizer)
+        (self.one,), (self.zero,), (self.newline,) = (tokenizer.encode(t, add_special_tokens=False)
+                                                      for t in ("1", "0", "\n"))
+        self.torch = torch
+
+    def _next(self, token: int):
+        likely = {self.one: self.zero, self.zero: self.newline}.get(token, self.one)
+        probs = self.torch.full((self.vocab,), 0.05 / (self.vocab - 1))
+        probs[likely] = 0.95
+        return probs.log()
+
+    def __call__(self, input_ids, attention_mask=None, cache=None, use_cache=True, logits_to_keep=0):
+        logits = self.torch.stack([self.torch.stack([self._next(int(t)) for t in row]) for row in input_ids])
+        return SimpleNamespace(logits=logits, cache=cache or SimpleNamespace(batch_repeat_interleave=lambda n: None))
+
+
+def test_local_judge_counts_ten_once(smol_tokenizer):
+    """p("1") = 0.95 and p("0" | "1") = 0.95: the answer is "10", not 1 and 10 both (issue 10, defect 3)."""
+    judge = LocalJudge("says-ten", model=_SaysTen(smol_tokenizer), tokenizer=smol_tokenizer)
+    result = run_judge_sync(local_prompt("says-ten"), [JudgeItem("Strong, you are.")], judge=judge)[0]
+    shown = {int(k): float(p) for k, p in re.findall(r"(\d+): ([0-9.]+)", result.raw.removeprefix("Score: "))}
+    assert sum(shown.values()) <= 1.0 and shown[10] > 0.9 and shown[1] < 0.1
+    assert result.score > 9.5
+    assert result.mass == pytest.approx(0.95 * 0.95 + 0.95 * 0.05, abs=0.01)
+
+
+def test_local_scale_masses_sum_to_at_most_one(tiny_model_dir):
+    judge = LocalJudge(str(tiny_model_dir), device="cpu")
+    result = run_judge_sync(local_prompt(str(tiny_model_dir)), [JudgeItem("You are strong.")], judge=judge)[0]
+    assert 0 < result.mass <= 1.0
 
 
 @pytest.mark.slow

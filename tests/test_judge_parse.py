@@ -6,9 +6,23 @@ import math
 
 import pytest
 
-from studio.judge import (Endpoint, JudgeConfigError, JudgeItem, JudgePrompt, JudgeResult, auc, compare_prompts,
-                          expected_score, group_stats, load_prompt, pairwise_stats, parse_answer, presets,
-                          render_messages, spearman)
+from studio.judge import (
+    Endpoint,
+    JudgeConfigError,
+    JudgeItem,
+    JudgePrompt,
+    JudgeResult,
+    auc,
+    compare_prompts,
+    expected_score,
+    group_stats,
+    load_prompt,
+    pairwise_stats,
+    parse_answer,
+    presets,
+    render_messages,
+    spearman,
+)
 from studio.judge.backends import OpenAIJudge, resolve_key
 
 SCALE = (1, 10)
@@ -197,3 +211,130 @@ def test_pairwise_win_rate_and_position_flips():
     s = pairwise_stats(forward, backward)
     assert (s.wins, s.losses, s.flips, s.unjudged, s.n) == (1, 1, 1, 1, 3)
     assert s.win_rate == pytest.approx(0.5) and s.flip_rate == pytest.approx(1 / 3)
+
+
+# -- issue 10: labelled scores, out of range apart, [0, 1] bins, keys bound to their host ------------
+
+
+@pytest.mark.parametrize("raw, score", [
+    ("Rating: 7 ... it uses 2 inversions", 7),
+    ("Score: 8. The text has 3 inverted sentences and 2 'hmm's.", 8),
+    ("It has 2 inversions. [[6]] Mostly plain.", 6),
+    ("Overall I'd say 4", 4),
+])
+def test_number_mode_prefers_a_labelled_score_to_the_last_number(raw, score):
+    assert parse_answer(raw, "number", SCALE).score == score
+
+
+def test_out_of_range_is_counted_apart_from_unparsed():
+    results = _results({"g": [5, None]}) + [JudgeResult(JudgeItem("x", "g"), "p", "openai", "m", raw="Score: 12",
+                                                        error=parse_answer("Score: 12", "score", SCALE).error)]
+    results[1].error = "unparsed: no `Score: N` in the answer"
+    g = group_stats(results, SCALE)["g"]
+    assert (g.scored, g.unparsed, g.out_of_range, g.failed) == (1, 2, 1, 0)  # out of range is a kind of unparsed
+    assert [r.status for r in results] == ["scored", "unparsed", "out of range"]
+    from studio.judge.report import group_table
+
+    table = group_table(load_prompt("yoda"), results)  # what the summary and report.md show
+    assert table[0][2:6] == ["scored", "unparsed", "out of range", "failed"] and table[1][2:6] == ["1", "1", "1", "0"]
+
+
+def test_a_zero_to_one_scale_gets_ten_bins_not_two():
+    bins = group_stats(_results({"g": [0.05, 0.5, 0.52, 0.97]}), (0, 1))["g"].histogram
+    assert len(bins) == 10 and bins[0][:2] == (0, 0.1) and [c for *_, c in bins] == [1, 0, 0, 0, 0, 2, 0, 0, 0, 1]
+    assert len(group_stats(_results({"g": [3]}), (1, 5))["g"].histogram) == 5  # integers keep one bin each
+
+
+def test_a_key_variable_stays_bound_to_the_host_it_was_named_for(monkeypatch):
+    import dataclasses
+
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-secret")
+    endpoint = load_prompt("yoda").endpoint
+    assert endpoint.key_host == "openrouter.ai"
+    moved = dataclasses.replace(endpoint, base_url="https://judge.example.net/v1")  # the field edited, key kept
+    with pytest.raises(JudgeConfigError, match="named for openrouter.ai, not judge.example.net") as refused:
+        resolve_key(moved)
+    assert "sk-or-secret" not in str(refused.value)
+    renamed = endpoint.with_overrides(base_url="https://judge.example.net/v1", api_key_env="OPENROUTER_API_KEY")
+    assert renamed.key_host == "judge.example.net" and resolve_key(renamed) == "sk-or-secret"  # named for it
+
+
+def test_a_prompt_file_that_moves_a_preset_to_another_host_sends_no_key(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('system = "s"\ntemplate = "{text}"\nscale = [1, 10]\nparse = "score"\n'
+                    '[endpoint]\npreset = "openrouter"\nbase_url = "http://127.0.0.1:8000/v1"\n')
+    endpoint = load_prompt(path).endpoint
+    assert endpoint.api_key_env == "" and resolve_key(endpoint) is None
+
+
+def test_pairwise_on_the_local_judge_is_refused_with_a_reason():
+    from studio.judge import make_judge
+
+    prompt = load_prompt("pairwise").with_endpoint()
+    local = prompt.__class__(**{**prompt.__dict__, "endpoint": Endpoint(backend="local", model="m")})
+    with pytest.raises(JudgeConfigError, match="cannot compare two answers"):
+        make_judge(local)
+
+
+# -- whole prompts saved, loaded back exactly, and diffed -------------------------------------------
+
+
+def test_every_preset_saved_and_loaded_back_is_the_same_prompt(tmp_path):
+    from studio.judge import save_prompt
+
+    for prompt in presets().values():
+        assert load_prompt(save_prompt(prompt, tmp_path / f"{prompt.id}.toml")) == prompt
+
+
+def test_an_edited_prompt_round_trips_exactly_with_awkward_text(tmp_path):
+    import dataclasses
+
+    from studio.judge import save_prompt
+
+    edited = dataclasses.replace(
+        load_prompt("yoda"), id="yoda-v2", name="Yoda v2", scale=(0, 1), parse="yesno",
+        system='Say """yes""" or \'no\'.\tA backslash \\ and ünïcödé, {nonce}.\n\nTrailing spaces   ',
+        template="Is this Yoda?\n{text}\r\nAnswer yes or no.",
+        endpoint=Endpoint(backend="local", model="HuggingFaceTB/SmolLM2-135M-Instruct"),
+        params={"temperature": 0.7, "max_tokens": 5, "top_logprobs": 10, "provider": {"order": ["a", "b"]}})
+    path = save_prompt(edited, tmp_path / "run" / "eval" / "prompts")
+    assert path == tmp_path / "run" / "eval" / "prompts" / "yoda-v2.toml"
+    assert load_prompt(path) == edited
+    assert "OPENROUTER" not in path.read_text()
+
+
+def test_a_saved_prompt_keeps_a_key_bound_to_another_host(tmp_path):
+    import dataclasses
+
+    from studio.judge import save_prompt
+
+    prompt = load_prompt("yoda")
+    moved = dataclasses.replace(prompt, endpoint=dataclasses.replace(prompt.endpoint, base_url="https://x.test/v1"))
+    again = load_prompt(save_prompt(moved, tmp_path / "p.toml"))
+    assert again == moved and again.endpoint.key_host == "openrouter.ai"  # still refused by resolve_key
+
+
+def test_the_diff_of_two_prompts_shows_what_b_changes():
+    import dataclasses
+
+    from studio.judge import prompt_diff
+
+    a = load_prompt("yoda")
+    b = dataclasses.replace(a, id="yoda-strict", system=a.system.replace("a strict judge", "a very strict judge"))
+    diff = prompt_diff(a, b)
+    assert diff.startswith("--- A: yoda\n+++ B: yoda-strict\n")
+    assert '-id = "yoda"' in diff and '+id = "yoda-strict"' in diff
+    assert "+You are a very strict judge of speaking style." in diff and "-You are a strict judge" in diff
+    assert prompt_diff(a, a) == ""
+
+
+def test_a_typed_key_is_held_for_its_host_only():
+    from studio.judge import SessionKeys
+
+    keys = SessionKeys()
+    openrouter = load_prompt("yoda").endpoint
+    keys.set(openrouter, "sk-typed-123")
+    assert keys.get(openrouter) == "sk-typed-123"
+    assert keys.get(openrouter.with_overrides(base_url="https://judge.example.net/v1")) is None
+    assert keys.get(Endpoint(backend="local", model="m")) is None
+    assert "sk-typed" not in repr(keys) and resolve_key(openrouter, keys.get(openrouter)) == "sk-typed-123"

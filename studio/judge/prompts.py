@@ -1,9 +1,11 @@
 """Judge prompts: TOML files (system prompt, user template, scale, parse mode, endpoint), the shipped
-presets, and the user message that puts the judged text inside delimiters it cannot forge."""
+presets, saving an edited prompt exactly as it will be used, a diff of two prompts, and the user
+message that puts the judged text inside delimiters it cannot forge."""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import secrets
 import tomllib
@@ -18,7 +20,8 @@ from studio.paths import ASSETS
 
 PRESETS_DIR = ASSETS / "judge"
 ENDPOINTS_FILE = PRESETS_DIR / "endpoints.toml"
-PARSE_MODES = ("number", "score", "json", "logprobs", "pairwise")
+PARSE_MODES = ("number", "score", "json", "logprobs", "pairwise", "yesno")
+LOGPROB_MODES = ("logprobs", "yesno")  # scored from the judge's token probabilities where it gives them
 BACKENDS = ("openai", "local")
 PLACEHOLDERS = ("text", "question", "reference", "answer_a", "answer_b")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r"|nonce)\}")
@@ -28,14 +31,23 @@ class JudgeConfigError(StudioError, ValueError):
     """A prompt file, endpoint or key is unusable; the message says which and what to do."""
 
 
+def host_of(url: str) -> str:
+    return urlsplit(url).hostname or ""
+
+
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a judge runs. Holds the NAME of the key's environment variable, never the key."""
+    """Where a judge runs. Holds the NAME of the key's environment variable, never the key.
+
+    A key variable is bound to the host it was named for (key_host, set from base_url when the
+    endpoint is made): moving the endpoint to another host with with_overrides drops the key
+    unless a variable is named again, and a key is never sent to a host it is not bound to."""
 
     backend: str = "openai"  # openai (any OpenAI-compatible HTTP server) | local (in-process transformers)
     base_url: str = ""
     model: str = ""
     api_key_env: str = ""  # empty: the server wants no key (a local vLLM/Ollama/llama.cpp)
+    key_host: str = ""  # the host the key variable is for; empty: bound to base_url's host
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -44,14 +56,20 @@ class Endpoint:
             raise JudgeConfigError("endpoint.model: name the judge model")
         if self.backend == "openai" and not self.base_url:
             raise JudgeConfigError("endpoint.base_url: give the server's URL, e.g. https://openrouter.ai/api/v1")
+        # Naming a key variable together with a URL binds it to that URL's host; no variable, no binding.
+        object.__setattr__(self, "key_host", (self.key_host or host_of(self.base_url)) if self.api_key_env else "")
 
     def with_overrides(self, base_url: str | None = None, model: str | None = None,
                        api_key_env: str | None = None) -> Endpoint:
+        """This endpoint with fields changed as a user changes them: a new host gets no key unless
+        api_key_env names one (for that host)."""
         changes = {k: v for k, v in (("base_url", base_url), ("model", model), ("api_key_env", api_key_env))
                    if v is not None}
-        new_host = base_url is not None and urlsplit(base_url).hostname != urlsplit(self.base_url).hostname
-        if new_host and api_key_env is None:
-            changes["api_key_env"] = ""  # a key is bound to its host: a new host gets none unless named again
+        url = base_url if base_url is not None else self.base_url
+        if api_key_env is not None:
+            changes["key_host"] = host_of(url)
+        elif host_of(url) != host_of(self.base_url):
+            changes["api_key_env"] = changes["key_host"] = ""  # a key is bound to its host
         if base_url is not None and self.backend == "local":
             changes["backend"] = "openai"  # a URL means an HTTP server
         return dataclasses.replace(self, **changes)
@@ -68,7 +86,7 @@ class JudgePrompt:
     params: dict[str, Any] = field(default_factory=lambda: {"temperature": 0.0, "max_tokens": 256})
     name: str = ""
     description: str = ""
-    path: Path | None = None
+    path: Path | None = field(default=None, compare=False)  # where it was loaded from; not part of the prompt
 
     def __post_init__(self) -> None:
         where = self.path or self.id
@@ -77,6 +95,8 @@ class JudgePrompt:
         lo, hi = self.scale
         if not lo < hi:
             raise JudgeConfigError(f"{where}: scale = [{lo}, {hi}] must go from low to high")
+        if self.parse == "yesno" and tuple(self.scale) != (0, 1):
+            raise JudgeConfigError(f"{where}: parse = \"yesno\" scores the probability of yes: set scale = [0, 1]")
         needed = ("answer_a", "answer_b") if self.parse == "pairwise" else ("text",)
         for name in needed:
             if "{" + name + "}" not in self.template:
@@ -112,7 +132,21 @@ def _endpoint_from(table: dict[str, Any], where: Path) -> Endpoint:
     unknown = set(table) - {f.name for f in dataclasses.fields(Endpoint)}
     if unknown:
         raise JudgeConfigError(f"{where}: unknown endpoint keys {sorted(unknown)}")
-    return dataclasses.replace(base, **table) if base else Endpoint(**table)
+    if base is None:
+        return Endpoint(**table)
+    # A file that moves a preset to another host without naming a key variable gets no key.
+    moved = base.with_overrides(**{k: table.pop(k) for k in ("base_url", "model", "api_key_env") if k in table})
+    return dataclasses.replace(moved, **table)
+
+
+_DEFAULT_PARAMS = {"temperature": 0.0, "max_tokens": 256}
+
+
+def _params(raw: dict[str, Any]) -> dict[str, Any]:
+    defaults = dict(_DEFAULT_PARAMS)
+    if "max_completion_tokens" in raw:  # a reasoning model's limit replaces max_tokens, never joins it
+        del defaults["max_tokens"]
+    return {**defaults, **raw}
 
 
 def load_prompt(source: str | Path) -> JudgePrompt:
@@ -141,8 +175,44 @@ def load_prompt(source: str | Path) -> JudgePrompt:
     return JudgePrompt(
         id=raw.get("id", path.stem), name=raw.get("name", path.stem), description=raw.get("description", ""),
         system=raw["system"], template=raw["template"], scale=(scale[0], scale[1]), parse=raw["parse"],
-        endpoint=endpoint, params={"temperature": 0.0, "max_tokens": 256, **raw.get("params", {})}, path=path,
+        endpoint=endpoint, params=_params(raw.get("params", {})), path=path,
     )
+
+
+def prompt_toml(prompt: JudgePrompt) -> str:
+    """The prompt as a TOML file that load_prompt reads back to an equal prompt: the whole prompt
+    (template, system prompt, scale, parse mode, endpoint, parameters), never a key."""
+    import tomli_w
+
+    endpoint = {f.name: getattr(prompt.endpoint, f.name) for f in dataclasses.fields(Endpoint)}
+    if endpoint["key_host"] == host_of(endpoint["base_url"]):
+        del endpoint["key_host"]  # the usual binding, which loading derives again
+    table = {"id": prompt.id, "name": prompt.name, "description": prompt.description,
+             "scale": list(prompt.scale), "parse": prompt.parse, "system": prompt.system, "template": prompt.template,
+             "endpoint": {k: v for k, v in endpoint.items() if v != ""}, "params": dict(prompt.params)}
+    # Multi-line strings read best, but TOML readers turn a "\r\n" inside them into "\n": escape those.
+    readable = not any("\r" in str(v) for v in (prompt.system, prompt.template, prompt.description))
+    return tomli_w.dumps(table, multiline_strings=readable)
+
+
+def save_prompt(prompt: JudgePrompt, path: str | Path) -> Path:
+    """Write the prompt where `studio judge --prompt PATH` and `studio eval --prompt PATH` read it.
+    A folder gets PROMPT_ID.toml inside it (e.g. RUN/eval/prompts/)."""
+    path = Path(path)
+    if path.is_dir() or not path.suffix:
+        path = path / f"{prompt.id}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(prompt_toml(prompt), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def prompt_diff(a: JudgePrompt, b: JudgePrompt) -> str:
+    """A unified diff of two prompts as their TOML files: what B changes from A, line by line."""
+    return "".join(difflib.unified_diff(prompt_toml(a).splitlines(keepends=True),
+                                        prompt_toml(b).splitlines(keepends=True), fromfile=f"A: {a.id}",
+                                        tofile=f"B: {b.id}"))
 
 
 def preset_ids() -> list[str]:

@@ -1,4 +1,5 @@
-"""Writing judge results: JSONL and CSV rows, a per-group summary, a markdown report and a figure."""
+"""Writing judge results: JSONL and CSV rows, a per-group summary, how well each prompt separates
+the controls (with intervals, biases and agreement with human labels), a markdown report and a figure."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from studio.formatting import format_number
 from studio.judge.groups import BASE, GENERATED, TARGET
 from studio.judge.items import JudgeResult
 from studio.judge.prompts import JudgePrompt
 from studio.judge.stats import auc as auc_of
-from studio.judge.stats import compare_prompts, group_stats, scores_of
+from studio.judge.stats import compare_prompts, group_stats, histogram, scores_of
+
+if TYPE_CHECKING:
+    from studio.judge.labels import LabelStore
 
 COLORS = {BASE: "#4C72B0", GENERATED: "#DD8452", TARGET: "#55A868"}
 
@@ -20,8 +25,7 @@ COLORS = {BASE: "#4C72B0", GENERATED: "#DD8452", TARGET: "#55A868"}
 def write_jsonl(results: Sequence[JudgeResult], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        for result in results:
-            f.write(json.dumps(result.to_row(), ensure_ascii=False) + "\n")
+        f.writelines(json.dumps(result.to_row(), ensure_ascii=False) + "\n" for result in results)
 
 
 def write_csv(results: Sequence[JudgeResult], path: Path) -> None:
@@ -42,26 +46,68 @@ def aucs(results: Sequence[JudgeResult]) -> dict[str, float | None]:
 
 
 def group_table(prompt: JudgePrompt, results: Sequence[JudgeResult]) -> list[list[str]]:
-    """Header plus one row per group: n, scored, unparsed, failed, mean, std."""
-    rows = [["group", "n", "scored", "unparsed", "failed", "mean", "std"]]
+    """Header plus one row per group: n, scored, unparsed, out of range, failed, mean, std."""
+    rows = [["group", "n", "scored", "unparsed", "out of range", "failed", "mean", "std"]]
     for g in group_stats(results, prompt.scale).values():
-        rows.append([g.group or "(none)", str(g.n), str(g.scored), str(g.unparsed), str(g.failed),
-                     format_number(g.mean, 2), format_number(g.std, 2)])
+        rows.append([g.group or "(none)", str(g.n), str(g.scored), str(g.unparsed - g.out_of_range), str(g.out_of_range),
+                     str(g.failed), format_number(g.mean, 2), format_number(g.std, 2)])
     return rows
 
 
-def summary_text(prompt: JudgePrompt, results: Sequence[JudgeResult]) -> str:
+def rating_lines(prompt: JudgePrompt, results: Sequence[JudgeResult], negative: str | None, positive: str | None,
+                 labels: LabelStore | None = None, auc_label: str | None = None) -> list[str]:
+    """How well the prompt separates `positive` from `negative` (AUC with its interval, Cohen's d,
+    histogram overlap, the verdict in words), its length bias per group, its agreement with the labels."""
+    from studio.judge.labels import agreement
+    from studio.judge.rating import length_bias, separation
+
+    lines = []
+    if negative and positive:
+        s = separation(results, prompt.scale, negative, positive)
+        if s.auc is not None:
+            lines.append(f"{auc_label or f'AUC {negative} vs {positive}'}: {s.auc:.3f} "
+                         f"(95% CI {s.ci[0]:.3f}..{s.ci[1]:.3f}, "
+                         f"n={s.n_negative}+{s.n_positive}), Cohen's d {format_number(s.cohens_d, 2)}, "
+                         f"histogram overlap {format_number(s.overlap, 2)}")
+        lines.append(s.verdict)
+    biases = [b for b in length_bias(results).values() if b.rho is not None]
+    if biases:
+        lines.append("length bias (Spearman of score vs length, within each group): "
+                     + ", ".join(f"{b.group or '(none)'} {b.rho:+.2f} (n={b.n}, p={b.p_value:.2g})" for b in biases))
+    if labels is not None:
+        found = agreement(results, labels, prompt.scale)
+        lines += [a.describe() for a in found] or [f"no human labels for these texts in {labels.path}"]
+    return lines
+
+
+def comparison_lines(a: JudgePrompt, b: JudgePrompt, results_a: Sequence[JudgeResult],
+                     results_b: Sequence[JudgeResult], negative: str, positive: str) -> list[str]:
+    """A against B on the same texts: both AUCs on the texts both scored, the paired difference, the verdict."""
+    from studio.judge.rating import paired_difference
+
+    d = paired_difference(results_a, results_b, negative, positive)
+    if d.difference is None:
+        return [d.verdict]
+    both = (f"A = {a.id}, B = {b.id}: AUC {negative} vs {positive} {d.auc_a:.3f} (A) and {d.auc_b:.3f} (B) on the "
+            f"{d.n_negative}+{d.n_positive} texts both scored")
+    return [both, d.verdict]
+
+
+def summary_text(prompt: JudgePrompt, results: Sequence[JudgeResult], negative: str | None = BASE,
+                 positive: str | None = TARGET, labels: LabelStore | None = None) -> str:
     table = group_table(prompt, results)
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = [f"prompt {prompt.id} ({prompt.endpoint.model}, scale {prompt.scale[0]:g}-{prompt.scale[1]:g})"]
     lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in table]
-    for name, value in aucs(results).items():
-        if value is not None:
-            lines.append(f"  AUC {name.replace('_', ' ')}: {value:.3f}")
+    lines += ["  " + line for line in rating_lines(prompt, results, negative, positive, labels)]
+    generated = auc_of(scores_of(results, BASE), scores_of(results, GENERATED))
+    if (negative, positive) == (BASE, TARGET) and generated is not None:
+        lines.append(f"  AUC base vs generated (how far the fine-tune got): {generated:.3f}")
     return "\n".join(lines)
 
 
-def markdown_report(prompts: Sequence[JudgePrompt], results: dict[str, list[JudgeResult]], title: str) -> str:
+def markdown_report(prompts: Sequence[JudgePrompt], results: dict[str, list[JudgeResult]], title: str, *,
+                    negative: str = BASE, positive: str = TARGET, labels: LabelStore | None = None) -> str:
     out = [f"# {title}", ""]
     for prompt in prompts:
         rs = results[prompt.id]
@@ -71,15 +117,19 @@ def markdown_report(prompts: Sequence[JudgePrompt], results: dict[str, list[Judg
                 f"{prompt.scale[1]:g}, parse mode `{prompt.parse}`.", "",
                 "| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
         out += ["| " + " | ".join(row) + " |" for row in table[1:]]
-        a = aucs(rs)
-        out += ["",
-                "- AUC base vs target (how well this prompt separates the controls): "
-                f"{format_number(a['base_vs_target'], 3)}",
-                f"- AUC base vs generated (how far the fine-tune got): {format_number(a['base_vs_generated'], 3)}", ""]
+        label = ("AUC base vs target (how well this prompt separates the controls)" if (negative, positive) ==
+                 (BASE, TARGET) else None)
+        out += [""] + [f"- {line}" for line in rating_lines(prompt, rs, negative, positive, labels, label)]
+        generated = aucs(rs)["base_vs_generated"]
+        if generated is not None:
+            out.append(f"- AUC base vs generated (how far the fine-tune got): {generated:.3f}")
+        out.append("")
     if len(prompts) == 2:
         a, b = prompts
         cmp = compare_prompts(results[a.id], results[b.id], a.scale, b.scale, top=5)
-        out += [f"## `{a.id}` vs `{b.id}`", "",
+        out += [f"## `{a.id}` vs `{b.id}`", ""]
+        out += [f"- {line}" for line in comparison_lines(a, b, results[a.id], results[b.id], negative, positive)]
+        out += ["",
                 f"Spearman rank correlation over {cmp.n} texts: {format_number(cmp.spearman, 3)}", "",
                 "Texts they disagree on most:", ""]
         for x, y, gap in cmp.disagreements:
@@ -116,7 +166,8 @@ def plot_histograms(prompts: Sequence[JudgePrompt], results: dict[str, list[Judg
         ax.set_xlabel(f"judge score ({prompt.endpoint.model})")
         ax.set_ylabel("texts")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlim(prompt.scale[0] - 0.5, prompt.scale[1] + 0.5)
+        bins = histogram([], prompt.scale)
+        ax.set_xlim(bins[0][0], bins[-1][1])  # integer scales: half a point beyond each end; [0, 1]: the scale
         ax.legend(fontsize=8, frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
@@ -127,11 +178,15 @@ def plot_histograms(prompts: Sequence[JudgePrompt], results: dict[str, list[Judg
 
 def write_eval(out_dir: Path, prompts: Sequence[JudgePrompt], results: dict[str, list[JudgeResult]],
                title: str) -> list[Path]:
-    """RUN/eval/: scores.jsonl, scores.csv, report.md, histogram.png."""
+    """RUN/eval/: scores.jsonl, scores.csv, report.md (with agreement with RUN/eval/labels.jsonl when
+    it exists), histogram.png."""
+    from studio.judge.labels import LabelStore, labels_path
+
     every = [r for p in prompts for r in results[p.id]]
     paths = [out_dir / name for name in ("scores.jsonl", "scores.csv", "report.md", "histogram.png")]
     write_jsonl(every, paths[0])
     write_csv(every, paths[1])
-    paths[2].write_text(markdown_report(prompts, results, title), encoding="utf-8")
+    labels = LabelStore(labels_path(out_dir)) if labels_path(out_dir).exists() else None
+    paths[2].write_text(markdown_report(prompts, results, title, labels=labels), encoding="utf-8")
     plot_histograms(prompts, results, paths[3])
     return paths

@@ -1,8 +1,9 @@
 """Scoring many items: bounded concurrency, per-request timeout, retries with exponential backoff
 and jitter (honouring Retry-After), cancellation, progress callbacks, and the cache.
 
-Every item comes back exactly once, in input order: scored, unparsed (raw kept) or failed (error
-says why: "timeout", "HTTP 500: ...", "cancelled").
+Every item comes back exactly once, in input order: scored, unparsed or out of range (raw kept),
+or failed (error says why: "timeout", "HTTP 500: ...", "malformed reply: ...", "truncated: ...",
+"cancelled"). Nothing one text does ends the run for the others.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from studio.judge.backends import Judge, PermanentError, TransientError, make_judge
+from studio.judge.backends import Judge, PermanentError, TransientError, check_backend, make_judge
 from studio.judge.cache import JudgeCache, cache_key
 from studio.judge.items import JudgeItem, JudgeResult
 from studio.judge.prompts import JudgePrompt
@@ -30,10 +31,11 @@ class Progress:
     done: int
     total: int
     scored: int
-    unparsed: int
+    unparsed: int  # out-of-range answers included, as in JudgeResult.unparsed
     failed: int
     cached: int
     result: JudgeResult
+    out_of_range: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,11 @@ async def _attempts(judge: Judge, prompt: JudgePrompt, item: JudgeItem, timeout:
             error, retry_after = str(exc), exc.retry_after
         except PermanentError as exc:
             return JudgeResult(item, prompt.id, judge.backend, judge.model, attempts=attempt, error=str(exc))
+        except (asyncio.CancelledError, _Cancelled):
+            raise
+        except Exception as exc:  # noqa: BLE001 (a bug or a reply no rule foresaw: this text fails, the run goes on)
+            return JudgeResult(item, prompt.id, judge.backend, judge.model, attempts=attempt,
+                               error=f"unexpected error: {type(exc).__name__}: {exc}")
         if attempt > policy.retries:
             return JudgeResult(item, prompt.id, judge.backend, judge.model, attempts=attempt, error=error,
                                latency_s=time.perf_counter() - start)
@@ -109,18 +116,19 @@ async def run_judge(
     cancel_event: set it (from any thread) to stop; unfinished items come back failed, "cancelled".
     """
     own_judge = judge is None
+    check_backend(prompt)
     judge = judge or make_judge(prompt, api_key=api_key, timeout=timeout)
     policy = policy or RetryPolicy(retries=retries)
     identity = judge.cache_identity()
     semaphore = asyncio.Semaphore(max(1, concurrency))
-    counts = {"scored": 0, "unparsed": 0, "failed": 0, "cached": 0}
+    counts = {"scored": 0, "unparsed": 0, "out_of_range": 0, "failed": 0, "cached": 0}
     done = 0
 
     def finish(result: JudgeResult) -> JudgeResult:
         nonlocal done
         done += 1
-        kind = "failed" if result.failed else "unparsed" if result.unparsed else "scored"
-        counts[kind] += 1
+        counts["failed" if result.failed else "unparsed" if result.unparsed else "scored"] += 1
+        counts["out_of_range"] += result.out_of_range
         counts["cached"] += result.cached
         if on_progress is not None:
             on_progress(Progress(done=done, total=len(items), result=result, **counts))
@@ -169,6 +177,12 @@ def probe(prompt: JudgePrompt, text: str, *, question: str | None = None, refere
           **kwargs) -> JudgeResult:
     """Score a single text now (no cache unless given one): for trying a prompt by hand."""
     return run_judge_sync(prompt, [JudgeItem(text, question=question, reference=reference)], **kwargs)[0]
+
+
+def retest_items(items: Sequence[JudgeItem], samples: int) -> list[JudgeItem]:
+    """Each item `samples` times (sample 0, 1, ...), for test-retest at temperature > 0: each
+    repetition is its own question to the cache, so it is really asked again."""
+    return [dataclasses.replace(item, sample=k) for k in range(samples) for item in items]
 
 
 async def run_pairwise(prompt: JudgePrompt, pairs: Sequence[JudgeItem],

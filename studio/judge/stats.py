@@ -1,7 +1,9 @@
 """Numbers about scores: per-group summaries, how well a prompt separates two groups (AUC), how two
 prompts agree (Spearman) and where they disagree most, and pairwise win and position-flip rates.
 
-Only parsed scores enter the statistics; unparsed and failed results are counted beside them.
+Only parsed scores enter the statistics; unparsed, out-of-range and failed results are counted beside them.
+Pure Python on purpose: the panes import this module, and scipy would add a second to the app's start
+(the intervals and bias figures, which need numpy and scipy, are in studio.judge.rating).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ class GroupStats:
     group: str
     n: int  # results in the group
     scored: int
-    unparsed: int
+    unparsed: int  # answers without a usable score, out-of-range ones included
     failed: int
+    out_of_range: int  # the part of `unparsed` whose score was outside the scale
     mean: float | None
     std: float | None  # sample standard deviation (n - 1); None below two scores
     histogram: list[tuple[float, float, int]]  # (low edge, high edge, count)
@@ -27,9 +30,10 @@ class GroupStats:
 
 def histogram(scores: Sequence[float], scale: tuple[float, float],
               bins: int | None = None) -> list[tuple[float, float, int]]:
-    """Counts over the scale. An integer scale gets one bin per integer (centred on it)."""
+    """Counts over the scale. An integer scale of three to about a hundred values gets one bin per
+    integer (centred on it); others ([0, 1] probabilities, decimals) get `bins` equal bins (default 10)."""
     lo, hi = scale
-    if bins is None and float(lo).is_integer() and float(hi).is_integer() and hi - lo <= 100:
+    if bins is None and float(lo).is_integer() and float(hi).is_integer() and 2 <= hi - lo <= 100:
         edges = [lo - 0.5 + i for i in range(int(hi - lo) + 2)]
     else:
         bins = bins or 10
@@ -61,7 +65,8 @@ def group_stats(results: Sequence[JudgeResult], scale: tuple[float, float]) -> d
         mean, std = _mean_std(scores)
         out[group] = GroupStats(group=group, n=len(members), scored=len(scores),
                                 unparsed=sum(r.unparsed for r in members), failed=sum(r.failed for r in members),
-                                mean=mean, std=std, histogram=histogram(scores, scale))
+                                out_of_range=sum(r.out_of_range for r in members), mean=mean, std=std,
+                                histogram=histogram(scores, scale))
     return out
 
 
