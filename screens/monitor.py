@@ -7,6 +7,8 @@ Events are buffered and folded into the widgets at most `REDRAW_HZ` times a seco
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -33,6 +35,7 @@ from studio import runs
 from studio.events import EventFollower
 from studio.paths import runs_dir
 from studio.run_state import RunState
+from studio.runs import RunError
 
 REDRAW_HZ = 4
 FOLLOW_EVERY_S = 0.5
@@ -60,7 +63,21 @@ class RunHistory:
                 _append(series, step, event.get(key))
             s.step = step
             s.tokens_per_s, s.eta_s, s.memory_mb = event.get("tokens_per_s"), event.get("eta_s"), event.get("memory_mb")
+            s.observe_share = event.get("observe_share")
             return {"chart", "trends", "status"}
+        if kind == "setup":
+            processes = int(event.get("processes") or 1)
+            s.setup = " ".join(str(part) for part in (
+                event.get("device"), event.get("precision"),
+                event.get("quantization") if event.get("quantization") not in (None, "none") else "",
+                f"x{processes} processes" if processes > 1 else "") if part)
+            return {"status"}
+        if kind == "resume":  # the steps after the checkpoint are trained again: forget their points
+            resumed_from = int(event.get("from_step", 0))
+            for series in (self.train, self.held_out, self.style, self.lr, self.grad_norm):
+                series[:] = [point for point in series if point[0] <= resumed_from]
+            s.step = resumed_from
+            return {"chart", "trends", "status", "samples"}
         if kind == "eval":
             _append(self.held_out, step, event.get("eval_loss"))
             _append(self.style, step, event.get("style_loss"))
@@ -190,13 +207,50 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
         self._launch(config, run_dir, resume=True)
 
     def _launch(self, config, run_dir: Path | None = None, resume: bool = False) -> None:
-        self._show(None, in_process=True, max_steps=config.train.max_steps)
+        several = config.train.gpus > 1
+        self._show(None, in_process=not several, max_steps=config.train.max_steps)
         self.history.status.state = RunState.STARTING
-        self.history.status.reason = "importing the trainer (torch, transformers)..."
+        self.history.status.reason = (f"starting {config.train.gpus} processes (torchrun)..." if several else
+                                      "importing the trainer (torch, transformers)...")
         self._draw({"status"})
         self.query_one(ConfigForm).set_busy(True)
         self.refresh_bindings()
-        self._build_run(config, run_dir, resume)
+        if several:
+            self._start_processes(config, run_dir, resume)
+        else:
+            self._build_run(config, run_dir, resume)
+
+    class ProcessesStarted(Message):
+        """A run on several processes is training: watch it through its directory."""
+
+        def __init__(self, run_dir: Path) -> None:
+            super().__init__()
+            self.run_dir = run_dir
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group=START_GROUP,
+          description="starting the processes of a multi-GPU run")
+    def _start_processes(self, config, run_dir: Path | None, resume: bool) -> None:
+        """Worker thread: `studio train --gpus N` in its own session (it outlives the app, like a headless
+        run), then hand the run to the pane once rank 0 has said it lives."""
+        run_dir = run_dir or runs.new_run_dir(config, runs_dir())
+        paths = runs.RunPaths(run_dir)
+        if not resume:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            config.with_local_paths_resolved().save(paths.config)
+        command = [sys.executable, "-m", "studio.cli"] + (["resume", str(run_dir)] if resume else
+                                                          ["train", str(paths.config), "--run-dir", str(run_dir)])
+        log = run_dir / "launch.log"
+        with open(log, "ab") as out:
+            launcher = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        while not runs.is_alive(run_dir):
+            if launcher.poll() is not None:
+                raise RunError(f"the processes ended before training started: see {log} and {run_dir}/processes.log")
+            time.sleep(FOLLOW_EVERY_S)
+        self.post_message(self.ProcessesStarted(run_dir))
+
+    def on_monitor_pane_processes_started(self, message: ProcessesStarted) -> None:
+        self.open_run(message.run_dir)
 
     # torch and transformers take seconds to import: the run is built on a thread.
     @work(thread=True, exclusive=True, exit_on_error=False, group=START_GROUP,
@@ -299,9 +353,12 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
         changed: set[str] = set()
         for event in events:
             changed |= self.history.add(event)
-        samples = [e for e in events if e.get("type") == "sample"]
-        if samples:
-            self.query_one(SamplesView).add(samples)
+        view = self.query_one(SamplesView)
+        for event in events:
+            if event.get("type") == "sample":
+                view.add([event])
+            elif event.get("type") == "resume":
+                view.forget_after(int(event.get("from_step", 0)))
         self._draw(changed)
         if self.in_process:
             self._tell(events)
