@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="studio", description="Fine-tune chat LLMs with LoRA and judge them.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.add_argument("--config", type=Path, metavar="TOML",
+                        help="open the app with this run config in the Train pane's form")
     sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("train", help="fine-tune headless (default: the embedded model on the demo data)")
