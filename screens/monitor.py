@@ -53,6 +53,7 @@ class RunHistory:
         self.style: list[tuple[float, float]] = []
         self.lr: list[tuple[float, float]] = []
         self.grad_norm: list[tuple[float, float]] = []
+        self.judge: list[tuple[float, float]] = []  # the judge's mean score of the sampled answers
         self.status = Status(max_steps=max_steps, reason="edit the config, then press s to train")
 
     def add(self, event: dict[str, Any]) -> set[str]:
@@ -74,7 +75,7 @@ class RunHistory:
             return {"status"}
         if kind == "resume":  # the steps after the checkpoint are trained again: forget their points
             resumed_from = int(event.get("from_step", 0))
-            for series in (self.train, self.held_out, self.style, self.lr, self.grad_norm):
+            for series in (self.train, self.held_out, self.style, self.lr, self.grad_norm, self.judge):
                 series[:] = [point for point in series if point[0] <= resumed_from]
             s.step = resumed_from
             return {"chart", "trends", "status", "samples"}
@@ -89,6 +90,13 @@ class RunHistory:
         if kind == "error":
             s.error = event.get("message", "")
             return {"status"}
+        if kind == "judge":
+            _append(self.judge, step, event.get("mean"))
+            s.judge = (f"judge {event['mean']:.2f} at step {step}" if event.get("mean") is not None else
+                       f"judge at step {step}: {event.get('note') or 'no score'}")
+            if event.get("failed"):
+                s.judge += f" ({event['failed']} failed)"
+            return {"chart", "status"}
         if kind == "checkpoint":
             s.reason = f"checkpoint saved: {event.get('path', '')}"
             return {"status"}
@@ -382,7 +390,8 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
     def _draw(self, parts: set[str]) -> None:
         h = self.history
         if "chart" in parts:
-            self.query_one(LossChart).show({"train": h.train, "held-out": h.held_out, "style": h.style})
+            self.query_one(LossChart).show({"train": h.train, "held-out": h.held_out, "style": h.style,
+                                            "judge": h.judge})
         if "trends" in parts:
             self.query_one("#trend-lr", Trend).show(h.lr)
             self.query_one("#trend-grad", Trend).show(h.grad_norm)

@@ -29,6 +29,8 @@ EVENT_FIELDS = {
     "error": ("message",),
     "setup": ("device", "dtype", "precision", "quantization", "processes", "trainable_params", "total_params"),
     "resume": ("from_step",),  # events of later steps written before this one are superseded
+    # The sampled answers of a step, scored by a judge off the training thread (studio.judge_curve).
+    "judge": ("prompt", "mean", "std", "scored", "failed", "skipped", "note"),
 }
 
 Event = dict[str, Any]

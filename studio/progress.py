@@ -71,6 +71,10 @@ class ProgressView:
             self.note(f"[green]eval @ {event['step']}[/]: " + ", ".join(parts))
         elif kind == "sample" and event.get("mode") == "greedy":
             self.note(f"[magenta]sample @ {event['step']}[/] {event['prompt'][:60]!r} -> {event['response'][:100]!r}")
+        elif kind == "judge":
+            score = _number(event.get("mean"), ".2f")
+            failed = f", {event['failed']} failed" if event.get("failed") else ""
+            self.note(f"[green]judge @ {event['step']}[/]: {score}{failed} {event.get('note') or ''}".rstrip())
         elif kind == "checkpoint":
             self.note(f"[blue]checkpoint[/] {event['path']}")
         elif kind == "error":

@@ -290,3 +290,22 @@ def test_the_gpus_field_shows_where_several_gpus_are_visible(monkeypatch):
     assert GPUS in form_fields()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     assert GPUS not in form_fields()
+
+
+async def test_the_judge_curve_is_drawn_on_its_own_axis_with_its_failures(tmp_path):
+    from studio.events import EventBus, JsonlWriter
+
+    run_dir = write_run(tmp_path / "judged", steps=6, final=None)
+    bus, writer = EventBus(), JsonlWriter(run_dir / "events.jsonl")
+    bus.subscribe(writer)
+    bus.emit("judge", 3, prompt="yoda", mean=6.5, std=1.0, scored=3, failed=1, skipped=0, note="")
+    bus.emit("judge", 6, prompt="yoda", mean=7.25, std=0.5, scored=4, failed=0, skipped=0, note="")
+    bus.emit("status", 6, state="finished", reason="finished")
+    writer.close()
+    app = StudioApp(watch=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        monitor = app.query_one(MonitorPane)
+        await wait_for(pilot, lambda: monitor.history.status.state == "finished", what="the run")
+        assert monitor.history.judge == [(3, 6.5), (6, 7.25)]
+        assert "judge" in app.query_one(LossChart)._curves
+        assert "judge 7.25 at step 6" in status_text(app)

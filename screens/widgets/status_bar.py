@@ -27,6 +27,7 @@ class Status:
     memory_mb: float | None = None
     observe_share: float | None = None  # the share of wall time evals and samples took so far
     setup: str = ""  # device, precision, quantization, processes
+    judge: str = ""  # the judge's latest score of the sampled answers (train.judge_every), and its failures
     source: str = ""  # "" | the run dir, with "(watching)" when read from disk
     reason: str = ""
     error: str = ""
@@ -48,6 +49,8 @@ class StatusBar(Static):
             line.append(f" · observing {status.observe_share:.0%}")
         if status.setup:
             line.append(f" · {status.setup}", style="dim")
+        if status.judge:
+            line.append(f" · {status.judge}", style="green")
         if status.source:
             line.append(f" · {status.source}", style="dim")
         line.append("\n")
