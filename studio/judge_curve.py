@@ -26,11 +26,14 @@ class JudgeCurve:
                  timeout_s: float = 60.0) -> None:
         from studio.judge.offline import default_judge
         from studio.judge.prompts import load_prompt
-        from studio.judge.runner import run_judge_sync  # noqa: F401  (imported here, before training: an
-        # import on the judge's thread would hold the GIL for a second, while the trainer waits for it)
+        # Imported here, before training: an import on the judge's thread holds the GIL for a second or
+        # more while the trainer waits for it.
+        from studio.judge.runner import run_judge_sync  # noqa: F401
 
         self.bus = bus
         self.prompt = load_prompt(prompt_source) if prompt_source else default_judge().prompt
+        if self.prompt.endpoint.backend == "openai":
+            import openai  # noqa: F401
         self.every, self.max_steps, self.expected = every, max_steps, answers_per_step
         self.timeout_s = timeout_s
         self.skipped = 0
