@@ -217,7 +217,7 @@ class RunConfig:
                 raw["name"] = text
                 continue
             _check(len(parts) == 2 and parts[0] in _SECTIONS, key, "an override is section.key=value")
-            raw[parts[0]][parts[1]] = _parse_value(text)
+            raw[parts[0]][parts[1]] = parse_value(text)
         return RunConfig.from_dict(raw)
 
     def with_local_paths_resolved(self) -> RunConfig:
@@ -245,7 +245,8 @@ def _absolute_if_local(name: str) -> str:
     return str(path.resolve()) if path.exists() else name
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """A value as typed after `key=`: TOML (numbers, booleans, lists, quoted strings), else the text itself."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
