@@ -13,6 +13,11 @@ so they work for any template, the tokenizer's own included:
   the chunk's tokens.
 - Text in message contents that looks like a special token (a user typing "<|im_end|>") is found by
   rendering with marked contents and gets tokenized as plain text.
+
+That exact path renders a chat once per answer and twice more. For datasets, `encode_many` renders most
+chats once: it learns where a template puts the answers from the first chats of each sequence of roles
+(through the exact path) and uses that layout only for chats whose rendering matches it exactly, with the
+same ids and labels as the exact path (see "tokenizing many chats" below).
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ import json
 import os
 import re
 import traceback
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 import jinja2
 
@@ -201,7 +209,7 @@ def _template_line(error: Exception) -> int | None:
     return frames[-1].lineno if frames else None
 
 
-# -- tokenizing a chat ----------------------------------------------------------------------------
+# -- tokenizing a chat: the exact path ------------------------------------------------------------
 
 
 @dataclass
@@ -217,15 +225,40 @@ def _tokenize_chat(tokenizer, messages: Messages, add_generation_prompt: bool) -
     plain = _content_specials(tokenizer, messages, add_generation_prompt, text)
     cuts = sorted({0, len(text), *(c for span in spans + plain for c in span)})
     prepends = _prepends_space(tokenizer)
+    chunks = [_encode_piece(tokenizer, text[start:end], any(a <= start and end <= b for a, b in plain),
+                            mid_text=start > 0 and prepends) for start, end in zip(cuts, cuts[1:])]
+    return _assemble(cuts, chunks, spans)
 
+
+def _assemble(cuts: list[int], chunks: list[list[int]], spans: list[tuple[int, int]]) -> _Tokenized:
+    """The chat's ids from its chunks' ids (chunk k lies between cuts k and k + 1), and the answers' token ranges."""
     ids: list[int] = []
     token_at: dict[int, int] = {}  # char cut -> token index
-    for start, end in zip(cuts, cuts[1:]):
+    for start, chunk in zip(cuts, chunks):
         token_at[start] = len(ids)
-        as_text = any(a <= start and end <= b for a, b in plain)
-        ids += _encode_piece(tokenizer, text[start:end], as_text, mid_text=start > 0 and prepends)
-    token_at[len(text)] = len(ids)
+        ids += chunk
+    token_at[cuts[-1]] = len(ids)
     return _Tokenized(ids, [(token_at[a], token_at[b]) for a, b in spans])
+
+
+class _Answer(NamedTuple):
+    """Where the exact path puts one assistant turn's answer in the chat's text, and what decided it."""
+
+    start: int  # where the generation prompt and the turn part from the chat
+    end: int  # where the turn parts from the chat, less trailing whitespace; no answer unless end > start
+    prompt_end: int  # the length of the generation prompt's rendering
+    turn_end: int  # the length of the turn's rendering (the chat up to and including the turn)
+    agreed: int  # how far the turn's rendering agrees with the chat
+
+
+def _answer(tokenizer, messages: Messages, i: int, text: str) -> _Answer:
+    prompt = _render(tokenizer, messages[:i], add_generation_prompt=True)
+    turn = _render(tokenizer, messages[:i + 1], add_generation_prompt=False)
+    start = len(os.path.commonprefix([prompt, turn, text]))
+    agreed = end = len(os.path.commonprefix([turn, text]))
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return _Answer(start, end, len(prompt), len(turn), agreed)
 
 
 def _answer_spans(tokenizer, messages: Messages, text: str) -> list[tuple[int, int]]:
@@ -235,19 +268,9 @@ def _answer_spans(tokenizer, messages: Messages, text: str) -> list[tuple[int, i
     at sampling time, it starts where the two renderings part (and a diagnostic says so). An assistant
     message that opens the chat has no prompt to learn it from: it is context, not trained.
     """
-    spans = []
-    for i, message in enumerate(messages):
-        if message.get("role") != "assistant" or i == 0:
-            continue
-        prompt = _render(tokenizer, messages[:i], add_generation_prompt=True)
-        turn = _render(tokenizer, messages[:i + 1], add_generation_prompt=False)
-        start = len(os.path.commonprefix([prompt, turn, text]))
-        end = len(os.path.commonprefix([turn, text]))
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        if end > start:
-            spans.append((start, end))
-    return spans
+    answers = (_answer(tokenizer, messages, i, text) for i, message in enumerate(messages)
+               if message.get("role") == "assistant" and i > 0)
+    return [(a.start, a.end) for a in answers if a.end > a.start]
 
 
 @lru_cache(maxsize=32)
@@ -255,9 +278,13 @@ def _specials_pattern(specials: tuple[str, ...]) -> re.Pattern:
     return re.compile("|".join(map(re.escape, sorted(specials, key=len, reverse=True))) or "(?!)")
 
 
+def _special_texts(tokenizer) -> tuple[str, ...]:
+    return tuple(t.content for t in tokenizer.added_tokens_decoder.values() if t.special)
+
+
 def _content_specials(tokenizer, messages: Messages, add_generation_prompt: bool, text: str) -> list[tuple[int, int]]:
     """Character spans in `text` where a message's content (not the template) wrote a special token's text."""
-    pattern = _specials_pattern(tuple(t.content for t in tokenizer.added_tokens_decoder.values() if t.special))
+    pattern = _specials_pattern(_special_texts(tokenizer))
     if not any(isinstance(m.get("content"), str) and pattern.search(m["content"]) for m in messages):
         return []
     marked_messages = [
@@ -300,6 +327,186 @@ def _encode_piece(tokenizer, piece: str, as_text: bool, mid_text: bool) -> list[
     return encode(piece)
 
 
+# -- tokenizing many chats: one rendering each -----------------------------------------------------
+#
+# The exact path renders a chat 2k + 1 times for k answers. Most templates write a chat as text of their
+# own between the message contents, the same for every chat with the same roles in the same order (its
+# shape). The first chat of each shape goes the exact path, and the shape's layout is learned from it:
+# the template's text around the contents, and each answer's start and end as a distance from its content.
+# A later chat of that shape is rendered once; when the rendering is exactly the layout with the chat's own
+# contents in place, its answers are where the layout puts them, and the chunks of many chats are tokenized
+# in one batch call. Everything else goes the exact path: a shape whose answer boundaries could depend on
+# the contents (they are not pinned by the template's own text), a chat whose rendering differs from its
+# layout (a template that reads inside the contents), contents holding special-token text (kept plain text
+# by the exact path) or ending in whitespace where an answer ends with its content. The first chats of each
+# shape are encoded both ways and compared; one difference sends the shape the exact path for good.
+
+_CHECKED_PER_SHAPE = 2  # chats of a shape encoded both ways before the layout is trusted
+_PART = 64  # chats rendered, then tokenized, together
+_LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> (its template state, layouts)
+
+
+@dataclass
+class _Layout:
+    segments: list[str]  # the template's text before, between and after the messages' contents
+    answers: list[tuple[int, int, int]]  # (message index, answer chars before the content, answer chars after it)
+    checked: int = 0  # chats of this shape encoded both ways, with the same result
+
+
+def _layouts(tokenizer) -> dict[tuple[str, ...], _Layout | None]:
+    """Layouts by shape for the tokenizer's active template (None: the shape goes the exact path);
+    forgotten when the template or the tokens change."""
+    state = (tokenizer.chat_template, len(tokenizer), repr(tokenizer.special_tokens_map))
+    known = _LAYOUTS.get(tokenizer)
+    if known is None or known[0] != state:
+        known = _LAYOUTS[tokenizer] = (state, {})
+    return known[1]
+
+
+def _tokenize_chats(tokenizer, chats: list[Messages]) -> list[_Tokenized]:
+    """Each chat as `_tokenize_chat(tokenizer, chat, add_generation_prompt=False)` tokenizes it."""
+    layouts = _layouts(tokenizer)
+    unsafe = _specials_pattern((*_special_texts(tokenizer), _MARK_START, _MARK_END))
+    results: list[_Tokenized | None] = [None] * len(chats)
+    batch: list[tuple[int, _Layout]] = []
+    for index, chat in enumerate(chats):
+        plain = all(m.keys() == {"role", "content"} and isinstance(m["content"], str)
+                    and isinstance(m["role"], str) and not unsafe.search(m["content"]) for m in chat)
+        shape = tuple(m["role"] for m in chat) if plain and chat else None
+        layout = layouts.get(shape)
+        if shape and (shape not in layouts or (layout and layout.checked < _CHECKED_PER_SHAPE)):
+            results[index] = _learn(tokenizer, layouts, shape, chat)
+        elif layout:
+            batch.append((index, layout))
+        else:
+            results[index] = _tokenize_chat(tokenizer, chat, add_generation_prompt=False)
+    laid_out = _tokenize_by_layout(tokenizer, [(chats[index], layout) for index, layout in batch])
+    for (index, _), tokenized in zip(batch, laid_out):
+        results[index] = tokenized or _tokenize_chat(tokenizer, chats[index], add_generation_prompt=False)
+    return results
+
+
+def _learn(tokenizer, layouts: dict, shape: tuple[str, ...], chat: Messages) -> _Tokenized:
+    """The chat through the exact path; its shape's layout learned from it, or checked against it."""
+    exact = _tokenize_chat(tokenizer, chat, add_generation_prompt=False)
+    layout = layouts.get(shape) or _learn_layout(tokenizer, chat)
+    if layout and _tokenize_by_layout(tokenizer, [(chat, layout)]) == [exact]:
+        layout.checked += 1
+    else:
+        layout = None
+    layouts[shape] = layout
+    return exact
+
+
+def _learn_layout(tokenizer, messages: Messages) -> _Layout | None:
+    """The layout of the chat's shape, or None where an answer's boundaries are not pinned by template text."""
+    text = _render(tokenizer, messages, add_generation_prompt=False)
+    marked = _render(tokenizer, [{**m, "content": f"{_MARK_START}{m['content']}{_MARK_END}"} for m in messages],
+                     add_generation_prompt=False)
+    pieces = _MARKED.split(marked)  # segment, content, segment, ..., content, segment
+    segments, contents = pieces[0::2], pieces[1::2]
+    if contents != [m["content"] for m in messages] or "".join(pieces) != text \
+            or any(_MARK_START in s or _MARK_END in s for s in segments):
+        return None  # the template drops, repeats or rewrites a content
+    answers, position = [], 0
+    for i, (segment, content) in enumerate(zip(segments, contents)):
+        before, position = position, position + len(segment)  # `before`: where segment i starts
+        start, end, position = position, position + len(content), position + len(content)
+        if messages[i]["role"] != "assistant" or i == 0:
+            continue
+        after = end + len(segments[i + 1])  # where the template's text after this content ends
+        a = _answer(tokenizer, messages, i, text)
+        # The answer must start in the template's text before the content, at a point the content cannot
+        # move (the renderings part there, or the generation prompt ends with the text before the content),
+        # and end in the template's text after it, at a point the next content cannot move.
+        starts_pinned = before <= a.start < start or (a.start == start and a.prompt_end == start)
+        ends_pinned = end <= a.agreed < after or (a.agreed == after and after in (a.turn_end, len(text)))
+        if not (starts_pinned and ends_pinned and end <= a.end and a.end > a.start):
+            return None
+        answers.append((i, start - a.start, a.end - end))
+    return _Layout(segments, answers)
+
+
+def _layout_spans(layout: _Layout, chat: Messages, text: str) -> list[tuple[int, int]] | None:
+    """Character spans of the chat's answers in its rendering `text`; None unless `text` follows the layout."""
+    parts, content_at, position = [], [], 0
+    for segment, message in zip(layout.segments, chat):
+        position += len(segment)
+        content_at.append(position)
+        position += len(message["content"])
+        parts += (segment, message["content"])
+    parts.append(layout.segments[-1])
+    if "".join(parts) != text:
+        return None
+    spans = []
+    for index, lead, tail in layout.answers:
+        content = chat[index]["content"]
+        if not content or (not tail and content[-1].isspace()):
+            return None  # the exact path would end this answer before its trailing whitespace
+        spans.append((content_at[index] - lead, content_at[index] + len(content) + tail))
+    return spans
+
+
+def _tokenize_by_layout(tokenizer, items: list[tuple[Messages, _Layout]]) -> list[_Tokenized | None]:
+    """Each chat rendered once and cut where its layout puts the answers, the chunks tokenized in batches;
+    None for a chat whose rendering does not follow its layout."""
+    prepends = _prepends_space(tokenizer)
+    parts = [items[k:k + _PART] for k in range(0, len(items), _PART)]
+    # The tokenizer's batch call releases the GIL: while it tokenizes one part, the next one renders.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        planned = []
+        for part in parts:
+            plans, pieces = _plan(tokenizer, part, prepends)
+            planned.append((plans, pool.submit(_encode_pieces, tokenizer, pieces)))
+        results = []
+        for plans, tokenizing in planned:
+            chunks = tokenizing.result()
+            results += [plan and _assemble(plan[1], chunks[plan[0]:plan[0] + len(plan[1]) - 1], plan[2])
+                        for plan in plans]
+        return results
+
+
+def _plan(tokenizer, items: list[tuple[Messages, _Layout]], prepends: bool) -> tuple[list, list[tuple[str, bool]]]:
+    """Each chat's (first piece, cuts, answer spans), or None where its rendering does not follow its layout;
+    and the pieces to tokenize: (text between two cuts, whether it is mid-text)."""
+    try:
+        texts = _render(tokenizer, [chat for chat, _ in items], add_generation_prompt=False)
+    except TemplateError:
+        return [None] * len(items), []  # the exact path raises it for the chat at fault
+    plans, pieces = [], []
+    for (chat, layout), text in zip(items, texts):
+        spans = _layout_spans(layout, chat, text)
+        if spans is None:
+            plans.append(None)
+            continue
+        cuts = sorted({0, len(text), *(c for span in spans for c in span)})
+        plans.append((len(pieces), cuts, spans))
+        pieces += [(text[a:b], a > 0 and prepends) for a, b in zip(cuts, cuts[1:])]
+    return plans, pieces
+
+
+def _encode_pieces(tokenizer, pieces: list[tuple[str, bool]]) -> list[list[int]]:
+    """`_encode_piece(tokenizer, piece, as_text=False, mid_text=mid)` for each (piece, mid), in one batch."""
+    newline = tokenizer.encode("\n", add_special_tokens=False)
+    encoded = _encode_batch(tokenizer, ["\n" + piece if mid else piece for piece, mid in pieces])
+    for k, ((piece, mid), ids) in enumerate(zip(pieces, encoded)):
+        if mid:
+            encoded[k] = ids[len(newline):] if ids[:len(newline)] == newline else _encode_batch(tokenizer, [piece])[0]
+    return encoded
+
+
+def _encode_batch(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Each text's ids as `tokenizer.encode(text, add_special_tokens=False)` gives them, in one call: a fast
+    tokenizer's own batch encoder (on several cores unless TOKENIZERS_PARALLELISM=false)."""
+    if not texts:
+        return []
+    backend = tokenizer.backend_tokenizer if tokenizer.is_fast else None
+    if backend is None or backend.padding or backend.truncation:  # the tokenizer's own call resets those
+        return tokenizer(texts, add_special_tokens=False, split_special_tokens=False)["input_ids"]
+    backend.encode_special_tokens = False  # as the tokenizer's own call sets it for split_special_tokens=False
+    return [encoding.ids for encoding in backend.encode_batch_fast(texts, add_special_tokens=False)]
+
+
 # -- training rows and sampling prompts -----------------------------------------------------------
 
 
@@ -314,9 +521,17 @@ def encode(tokenizer, messages: Messages, max_length: int, overlong: str = "drop
       ending with the last answer, so the earliest prompt text goes first (the system turn too). An
       earlier answer the cut goes through keeps no loss. None if the last answer alone does not fit.
     """
+    return encode_many(tokenizer, [messages], max_length, overlong)[0]
+
+
+def encode_many(tokenizer, chats: list[Messages], max_length: int, overlong: str = "drop") -> list[Encoded | None]:
+    """`encode` for each chat, the same results; most chats are rendered once and tokenized in one batch."""
     if overlong not in ("drop", "truncate_prompt"):
         raise ValueError(f"overlong must be drop or truncate_prompt, not {overlong!r}")
-    chat = _tokenize_chat(tokenizer, messages, add_generation_prompt=False)
+    return [_fit(tokenizer, chat, max_length, overlong) for chat in _tokenize_chats(tokenizer, chats)]
+
+
+def _fit(tokenizer, chat: _Tokenized, max_length: int, overlong: str) -> Encoded | None:
     ids = chat.ids
     labels = [-100] * len(ids)
     for start, end in chat.answers:

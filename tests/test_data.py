@@ -14,6 +14,16 @@ from studio.data import DataError, demo_controls, load_rows, prepare, to_message
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(autouse=True)
+def prepared_cache_root(tmp_path, monkeypatch):
+    """Each test's prepared data goes to a cache of its own, empty at the start."""
+    from studio import prepared_cache
+
+    root = tmp_path / "prepared-cache"
+    monkeypatch.setattr(prepared_cache, "root", lambda: root)
+    return root
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> str:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return str(path)
