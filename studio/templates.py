@@ -339,45 +339,62 @@ def _encode_piece(tokenizer, piece: str, as_text: bool, mid_text: bool) -> list[
 # the contents (they are not pinned by the template's own text), a chat whose rendering differs from its
 # layout (a template that reads inside the contents), contents holding special-token text (kept plain text
 # by the exact path) or ending in whitespace where an answer ends with its content. The first chats of each
-# shape are encoded both ways and compared; one difference sends the shape the exact path for good.
+# shape are encoded both ways and compared: one difference sends the shape the exact path for good, and so
+# do a few chats in a row that teach no layout.
 
-_CHECKED_PER_SHAPE = 2  # chats of a shape encoded both ways before the layout is trusted
+_CHECKED_PER_SHAPE = 2  # chats of a shape encoded both ways before its layout is trusted
+_TRIES = 3  # chats of a shape that teach no layout (their contents are read or rewritten) before giving up
 _PART = 64  # chats rendered, then tokenized, together
-_LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> (its template state, layouts)
+_SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> (its template state, shapes)
 
 
 @dataclass
 class _Layout:
     segments: list[str]  # the template's text before, between and after the messages' contents
     answers: list[tuple[int, int, int]]  # (message index, answer chars before the content, answer chars after it)
-    checked: int = 0  # chats of this shape encoded both ways, with the same result
 
 
-def _layouts(tokenizer) -> dict[tuple[str, ...], _Layout | None]:
-    """Layouts by shape for the tokenizer's active template (None: the shape goes the exact path);
-    forgotten when the template or the tokens change."""
+@dataclass
+class _Shape:
+    """What is known of how the active template lays out the chats of one sequence of roles."""
+
+    layout: _Layout | None = None
+    checked: int = 0  # chats encoded both ways, with the same result
+    misses: int = 0  # chats no layout could be learned from
+    wrong: bool = False  # the layout gave a chat other masks than the exact path
+
+    @property
+    def trusted(self) -> bool:
+        return self.checked >= _CHECKED_PER_SHAPE and not self.wrong
+
+    @property
+    def abandoned(self) -> bool:
+        return self.wrong or self.misses >= _TRIES
+
+
+def _shapes(tokenizer) -> dict[tuple[str, ...], _Shape]:
+    """What is known per shape for the tokenizer's active template; forgotten when the template or tokens change."""
     state = (tokenizer.chat_template, len(tokenizer), repr(tokenizer.special_tokens_map))
-    known = _LAYOUTS.get(tokenizer)
+    known = _SHAPES.get(tokenizer)
     if known is None or known[0] != state:
-        known = _LAYOUTS[tokenizer] = (state, {})
+        known = _SHAPES[tokenizer] = (state, {})
     return known[1]
 
 
 def _tokenize_chats(tokenizer, chats: list[Messages]) -> list[_Tokenized]:
     """Each chat as `_tokenize_chat(tokenizer, chat, add_generation_prompt=False)` tokenizes it."""
-    layouts = _layouts(tokenizer)
+    shapes = _shapes(tokenizer)
     unsafe = _specials_pattern((*_special_texts(tokenizer), _MARK_START, _MARK_END))
     results: list[_Tokenized | None] = [None] * len(chats)
     batch: list[tuple[int, _Layout]] = []
     for index, chat in enumerate(chats):
-        plain = all(m.keys() == {"role", "content"} and isinstance(m["content"], str)
-                    and isinstance(m["role"], str) and not unsafe.search(m["content"]) for m in chat)
-        shape = tuple(m["role"] for m in chat) if plain and chat else None
-        layout = layouts.get(shape)
-        if shape and (shape not in layouts or (layout and layout.checked < _CHECKED_PER_SHAPE)):
-            results[index] = _learn(tokenizer, layouts, shape, chat)
-        elif layout:
-            batch.append((index, layout))
+        plain = chat and all(m.keys() == {"role", "content"} and isinstance(m["content"], str)
+                             and isinstance(m["role"], str) and not unsafe.search(m["content"]) for m in chat)
+        shape = shapes.setdefault(tuple(m["role"] for m in chat), _Shape()) if plain else None
+        if shape and shape.trusted:
+            batch.append((index, shape.layout))
+        elif shape and not shape.abandoned:
+            results[index] = _learn(tokenizer, shape, chat)
         else:
             results[index] = _tokenize_chat(tokenizer, chat, add_generation_prompt=False)
     laid_out = _tokenize_by_layout(tokenizer, [(chats[index], layout) for index, layout in batch])
@@ -386,15 +403,17 @@ def _tokenize_chats(tokenizer, chats: list[Messages]) -> list[_Tokenized]:
     return results
 
 
-def _learn(tokenizer, layouts: dict, shape: tuple[str, ...], chat: Messages) -> _Tokenized:
+def _learn(tokenizer, shape: _Shape, chat: Messages) -> _Tokenized:
     """The chat through the exact path; its shape's layout learned from it, or checked against it."""
     exact = _tokenize_chat(tokenizer, chat, add_generation_prompt=False)
-    layout = layouts.get(shape) or _learn_layout(tokenizer, chat)
-    if layout and _tokenize_by_layout(tokenizer, [(chat, layout)]) == [exact]:
-        layout.checked += 1
-    else:
-        layout = None
-    layouts[shape] = layout
+    layout = shape.layout or _learn_layout(tokenizer, chat)
+    laid_out = _tokenize_by_layout(tokenizer, [(chat, layout)])[0] if layout else None
+    if laid_out == exact:
+        shape.layout, shape.checked = layout, shape.checked + 1
+    elif laid_out is not None:
+        shape.wrong = True  # the layout puts an answer elsewhere than the exact path: never use it
+    elif shape.layout is None:
+        shape.misses += 1  # the template reads or rewrites this chat's contents: try another chat
     return exact
 
 
