@@ -4,9 +4,10 @@ and eval sets in a fraction of a second instead of tokenizing every row again.
 An entry is a folder under `<studio cache>/prepared/`, named by a key that changes with everything that
 shapes the encoding: the data's content, every data setting, the tokenizer's whole definition (vocabulary,
 merges, normalizer, added and special tokens), its chat template, and the code and library versions that
-encode. It holds the sets as `datasets` saved them (`save_to_disk`) and a meta.json written last. An entry
-is written aside and renamed into place, so a crash never leaves a half entry under a key; one that is
-damaged anyway (a file missing or cut short, unreadable meta) is found on load, deleted and rebuilt.
+encode. It holds the sets as `datasets` saved them (`save_to_disk`) and a meta.json written last, with
+the sha256 of every file. An entry is written aside and renamed into place, so a crash never leaves a half
+entry under a key; one damaged anyway (a file missing, cut short or changed, unreadable meta) is found on
+load, deleted and prepared again.
 The least recently used entries beyond KEEP are deleted.
 
     key = prepared_cache.key(data_digest, settings, tokenizer)
@@ -72,8 +73,8 @@ def load(entry_key: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         return None
     try:
         meta = json.loads((entry / _META).read_text(encoding="utf-8"))
-        if any((entry / name).stat().st_size != size for name, size in meta["files"].items()):
-            raise ValueError("a file's size differs from when it was written")
+        if any(_sha256(entry / name) != digest for name, digest in meta["files"].items()):
+            raise ValueError("a file differs from when it was written")
         sets = {name: datasets.load_from_disk(str(entry / name)) for name in meta["rows"]}
         if any(len(sets[name]) != rows for name, rows in meta["rows"].items()):
             raise ValueError("a set's row count differs from when it was written")
@@ -97,7 +98,7 @@ def save(entry_key: str, sets: dict[str, Any], meta: dict[str, Any]) -> None:
         datasets.disable_progress_bars()  # save_to_disk draws a bar per set; the caller reports progress its own way
         for name, dataset in sets.items():
             dataset.save_to_disk(str(partial / name))
-        files = {str(p.relative_to(partial)): p.stat().st_size for p in partial.rglob("*") if p.is_file()}
+        files = {str(p.relative_to(partial)): _sha256(p) for p in partial.rglob("*") if p.is_file()}
         rows = {name: len(dataset) for name, dataset in sets.items()}
         (partial / _META).write_text(json.dumps({"files": files, "rows": rows, "meta": meta}), encoding="utf-8")
         os.rename(partial, folder / entry_key)
@@ -107,6 +108,11 @@ def save(entry_key: str, sets: dict[str, Any], meta: dict[str, Any]) -> None:
         if shown:
             datasets.enable_progress_bars()
     _prune(folder)
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as file:  # about a tenth of a second per 100k prepared rows
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _prune(folder: Path) -> None:
