@@ -489,7 +489,7 @@ def _prepare_rows(rows: list[Row], cfg: DataConfig, tokenizer, progress, should_
         for example, result in zip(batch, encoded):
             if result is None:
                 report.dropped_overlong.append(example.line)
-            elif all(label == -100 for label in result.labels):  # nothing to learn: a zero-loss row
+            elif result.labels.count(-100) == len(result.labels):  # nothing to learn: a zero-loss row
                 report.no_labels.append(example.line)
             else:
                 if result.prompt_truncated:

@@ -345,6 +345,7 @@ def _encode_piece(tokenizer, piece: str, as_text: bool, mid_text: bool) -> list[
 _CHECKED_PER_SHAPE = 2  # chats of a shape encoded both ways before its layout is trusted
 _TRIES = 3  # chats of a shape that teach no layout (their contents are read or rewritten) before giving up
 _PART = 64  # chats rendered, then tokenized, together
+_PLAIN_KEYS = {"role", "content"}  # chats whose messages hold anything else go the exact path
 _SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> (its template state, shapes)
 
 
@@ -388,7 +389,7 @@ def _tokenize_chats(tokenizer, chats: list[Messages]) -> list[_Tokenized]:
     results: list[_Tokenized | None] = [None] * len(chats)
     batch: list[tuple[int, _Layout]] = []
     for index, chat in enumerate(chats):
-        plain = chat and all(m.keys() == {"role", "content"} and isinstance(m["content"], str)
+        plain = chat and all(m.keys() == _PLAIN_KEYS and isinstance(m["content"], str)
                              and isinstance(m["role"], str) and not unsafe.search(m["content"]) for m in chat)
         shape = shapes.setdefault(tuple(m["role"] for m in chat), _Shape()) if plain else None
         if shape and shape.trusted:
