@@ -272,9 +272,9 @@ def other_template(tokenizer):
 def test_any_change_to_what_shapes_the_sets_prepares_again(tmp_path, smol_tokenizer, change):
     import copy
 
-    rows = qa_rows(20)
+    rows = qa_rows(10)
     path = write_jsonl(tmp_path / "rows.jsonl", rows)
-    tokenizer = copy.deepcopy(smol_tokenizer)
+    tokenizer = copy.deepcopy(smol_tokenizer) if change in ("added token", "template") else smol_tokenizer
     prepare(DataConfig(dataset=path), tokenizer)
     settings = {"max_length": 64, "overlong": "truncate_prompt", "system_prompt": "Be Yoda.",
                 "eval_fraction": 0.2, "seed": 7}
@@ -337,13 +337,22 @@ def test_progress_counts_the_rows_up_to_the_total(tmp_path, smol_tokenizer):
 
 
 def test_cancelling_stops_a_large_preparation_promptly(tmp_path, smol_tokenizer, prepared_cache_root):
-    path = write_jsonl(tmp_path / "rows.jsonl", qa_rows(50_000))
-    asked = []
+    import threading
 
-    def progress(done, total):
-        asked.append(time.perf_counter())  # the first progress report: time to stop
+    path = write_jsonl(tmp_path / "rows.jsonl", qa_rows(50_000))
+    stop, asked = threading.Event(), []
+
+    def ask_to_stop():
+        asked.append(time.perf_counter())
+        stop.set()
+
+    timer = threading.Timer(0.15, ask_to_stop)
+
+    def progress(done, total):  # encoding has begun: ask to stop from another thread, mid-batch
+        if not timer.is_alive() and not stop.is_set():
+            timer.start()
 
     with pytest.raises(PreparationCancelled, match="data preparation cancelled"):
-        prepare(DataConfig(dataset=path), smol_tokenizer, progress=progress, should_stop=lambda: bool(asked))
+        prepare(DataConfig(dataset=path), smol_tokenizer, progress=progress, should_stop=stop.is_set)
     assert time.perf_counter() - asked[0] < 0.5
     assert not any(p for p in prepared_cache_root.glob("*") if not p.name.startswith("."))
