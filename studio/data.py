@@ -55,6 +55,8 @@ class PreparationCancelled(StudioError):
 
 # -- reading rows -------------------------------------------------------------------------------------
 
+_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
 
 def load_rows(cfg: DataConfig) -> list[Row]:
     """The dataset's rows as dicts, each with "_line": its line in the file (for .parquet and hub
@@ -80,7 +82,7 @@ class _Source:
         """What the rows are made of: sha256 of the file's bytes (a second per GB), or the fingerprint
         `datasets` gives the hub split (from its files' hashes and the split)."""
         if self.path is None:
-            return self.hub._fingerprint
+            return self.hub._fingerprint  # what datasets itself keys its caches by
         _check_file(self.path)
         with self.path.open("rb") as file:
             return hashlib.file_digest(file, "sha256").hexdigest()
@@ -90,7 +92,7 @@ def _open(cfg: DataConfig) -> _Source:
     if cfg.dataset == "demo":
         return _Source(DEMO_ROWS)
     path = Path(cfg.dataset).expanduser()
-    if path.is_file() or path.suffix.lower() in {".jsonl", ".json", ".csv", ".parquet"}:
+    if path.is_file() or path.suffix.lower() in _SUFFIXES:
         return _Source(path)
     if path.is_dir():
         raise DataError(f"{path}: is a folder; name a .jsonl, .json, .csv or .parquet file in it")
@@ -99,12 +101,9 @@ def _open(cfg: DataConfig) -> _Source:
     return _Source(hub=_load_hub(cfg.dataset, cfg.split))
 
 
-_READERS = (".jsonl", ".json", ".csv", ".parquet")
-
-
 def _check_file(path: Path) -> None:
     suffix = path.suffix.lower()
-    if suffix not in _READERS:
+    if suffix not in _SUFFIXES:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json, .csv or .parquet")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
