@@ -18,6 +18,7 @@ import random
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -173,7 +174,7 @@ def compare(name: str, rows: list[dict], baseline_rows: int, tokenizer, folder: 
     whole = DataConfig(dataset=write_jsonl(folder / f"{name}.jsonl", rows), max_length=max_length)
     part = DataConfig(dataset=write_jsonl(folder / f"{name}-part.jsonl", rows[:baseline_rows]), max_length=max_length)
     old, old_s = timed(baseline_prepare, part, tokenizer)
-    cold, cold_s = timed(prepare, whole, tokenizer, cache=False)
+    _, cold_s = timed(prepare, whole, tokenizer, cache=False)
     same = prepare(part, tokenizer, cache=False)
     exact = encoded_rows(old) == encoded_rows(same.train, same.eval)
     _, first_s = timed(prepare, whole, tokenizer)  # cold, and writes the cache
@@ -203,7 +204,7 @@ def big(count: int, tokenizer, folder: Path, max_length: int) -> None:
     cold, cold_s = timed(prepare, cfg, tokenizer, progress=lambda done, total: calls.append(time.perf_counter()))
     cached, cached_s = timed(prepare, cfg, tokenizer)
     assert cached.report.from_cache and cached.fingerprint == cold.fingerprint
-    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    gaps = [b - a for a, b in pairwise(calls)]
     print(f"{count} varied rows ({size:.0f} MB, lengths {cold.report.lengths}): cold {cold_s:.1f} s "
           f"({count / cold_s:.0f} rows/s, {len(calls)} progress calls, longest gap {max(gaps, default=0):.2f} s), "
           f"cached {cached_s:.2f} s; of which hashing the file {digest_s:.2f} s, the cache key {key_s:.2f} s", flush=True)

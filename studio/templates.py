@@ -31,6 +31,7 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import pairwise
 from typing import NamedTuple
 
 import jinja2
@@ -226,7 +227,7 @@ def _tokenize_chat(tokenizer, messages: Messages, add_generation_prompt: bool) -
     cuts = sorted({0, len(text), *(c for span in spans + plain for c in span)})
     prepends = _prepends_space(tokenizer)
     chunks = [_encode_piece(tokenizer, text[start:end], any(a <= start and end <= b for a, b in plain),
-                            mid_text=start > 0 and prepends) for start, end in zip(cuts, cuts[1:])]
+                            mid_text=start > 0 and prepends) for start, end in pairwise(cuts)]
     return _assemble(cuts, chunks, spans)
 
 
@@ -501,7 +502,7 @@ def _plan(tokenizer, items: list[tuple[Messages, _Layout]], prepends: bool) -> t
             continue
         cuts = sorted({0, len(text), *(c for span in spans for c in span)})
         plans.append((len(pieces), cuts, spans))
-        pieces += [(text[a:b], a > 0 and prepends) for a, b in zip(cuts, cuts[1:])]
+        pieces += [(text[a:b], a > 0 and prepends) for a, b in pairwise(cuts)]
     return plans, pieces
 
 

@@ -417,27 +417,27 @@ def test_chats_with_special_token_text_go_the_exact_path_and_stay_plain_text(tok
 TRICKY = {
     # Mistral-style: the system prompt goes in front of the last user message, so a prefix of the chat
     # renders it elsewhere than the whole chat does.
-    "system-at-last-user": ("{% set ns = namespace(last=-1) %}{% for m in messages %}{% if m.role == 'user' %}"
-                            "{% set ns.last = loop.index0 %}{% endif %}{% endfor %}"
-                            "{% for m in messages %}{% if m.role == 'user' %}[INST] {% if loop.index0 == ns.last "
-                            "and messages[0].role == 'system' %}{{ messages[0].content }}\n\n{% endif %}"
-                            "{{ m.content }} [/INST]{% elif m.role == 'assistant' %} {{ m.content }}{{ eos_token }}"
-                            "{% endif %}{% endfor %}", False),
+    "system-at-last-user": (("{% set ns = namespace(last=-1) %}{% for m in messages %}{% if m.role == 'user' %}"
+                             "{% set ns.last = loop.index0 %}{% endif %}{% endfor %}"
+                             "{% for m in messages %}{% if m.role == 'user' %}[INST] {% if loop.index0 == ns.last "
+                             "and messages[0].role == 'system' %}{{ messages[0].content }}\n\n{% endif %}"
+                             "{{ m.content }} [/INST]{% elif m.role == 'assistant' %} {{ m.content }}{{ eos_token }}"
+                             "{% endif %}{% endfor %}"), False),
     # Qwen3-style: the last answer gets an empty think block the earlier ones do not.
-    "last-answer-differs": ("{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.role == 'assistant' and "
-                            "loop.last %}<think>\n\n</think>\n\n{% endif %}{{ m.content }}<|im_end|>\n{% endfor %}"
-                            "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}", False),
+    "last-answer-differs": (("{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.role == 'assistant' and "
+                             "loop.last %}<think>\n\n</think>\n\n{% endif %}{{ m.content }}<|im_end|>\n{% endfor %}"
+                             "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"), False),
     # The generation prompt runs into the answer: where the answer starts depends on its first word.
-    "prompt-into-answer": ("{% for m in messages %}{% if m.role == 'assistant' %}A: {{ m.content }}{{ eos_token }}\n"
-                           "{% else %}{{ m.role }}: {{ m.content }}\n{% endif %}{% endfor %}"
-                           "{% if add_generation_prompt %}A: Sure{% endif %}", False),
+    "prompt-into-answer": (("{% for m in messages %}{% if m.role == 'assistant' %}A: {{ m.content }}{{ eos_token }}\n"
+                            "{% else %}{{ m.role }}: {{ m.content }}\n{% endif %}{% endfor %}"
+                            "{% if add_generation_prompt %}A: Sure{% endif %}"), False),
     # A content written twice: there is no single place for the answer.
-    "content-twice": ("{% for m in messages %}{{ m.role }}: {{ m.content }} ({{ m.content }})<|im_end|>\n"
-                      "{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}", False),
+    "content-twice": (("{% for m in messages %}{{ m.role }}: {{ m.content }} ({{ m.content }})<|im_end|>\n"
+                       "{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"), False),
     # Reads inside the contents: chats whose answers start with "Sure" render differently from the layout.
-    "reads-contents": ("{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.content.startswith('Sure') %}"
-                       "(agrees) {% endif %}{{ m.content | replace('<b>', '**') }}<|im_end|>\n{% endfor %}"
-                       "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}", True),
+    "reads-contents": (("{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.content.startswith('Sure') %}"
+                        "(agrees) {% endif %}{{ m.content | replace('<b>', '**') }}<|im_end|>\n{% endfor %}"
+                        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"), True),
     # No end of turn: an answer ends with its content, so trailing whitespace decides where.
     "no-end-of-turn": (NO_END_OF_TURN, True),
 }
