@@ -136,18 +136,18 @@ def demo_rows():
 
 
 def single_turn_rows(count: int) -> list[dict]:
-    """Demo question/Yoda pairs, each made distinct by a number (duplicates would be dropped)."""
+    """Demo question/Yoda pairs, each question and answer made distinct by a number (as real rows are)."""
     demo = demo_rows()
-    return [{"question": f"{demo[n % len(demo)]['question']} ({n})", "yoda": demo[n % len(demo)]["yoda"]}
+    return [{"question": f"{demo[n % len(demo)]['question']} ({n})", "yoda": f"{demo[n % len(demo)]['yoda']} ({n})"}
             for n in range(count)]
 
 
 def ten_turn_chats(count: int) -> list[dict]:
-    """Chats of ten demo questions, each followed by its Yoda answer."""
+    """Chats of ten demo questions, each followed by its Yoda answer, every turn made distinct by a number."""
     demo, rng = demo_rows(), random.Random(0)
-    return [{"messages": [m for row in rng.sample(demo, 10) for m in (
-        {"role": "user", "content": row["question"]}, {"role": "assistant", "content": row["yoda"]})]}
-        for _ in range(count)]
+    return [{"messages": [m for t, row in enumerate(rng.sample(demo, 10)) for m in (
+        {"role": "user", "content": f"{row['question']} ({n}.{t})"},
+        {"role": "assistant", "content": f"{row['yoda']} ({n}.{t})"})]} for n in range(count)]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> str:

@@ -481,29 +481,50 @@ def _tokenize_by_layout(tokenizer, items: list[tuple[Messages, _Layout]]) -> lis
             planned.append((plans, pool.submit(_encode_pieces, tokenizer, pieces)))
         results = []
         for plans, tokenizing in planned:
-            chunks = tokenizing.result()
-            results += [plan and _assemble(plan[1], chunks[plan[0]:plan[0] + len(plan[1]) - 1], plan[2])
+            ids = tokenizing.result()
+            results += [plan and _assemble(plan[0], [[t for p in chunk for t in ids[p]] for chunk in plan[2]], plan[1])
                         for plan in plans]
         return results
 
 
 def _plan(tokenizer, items: list[tuple[Messages, _Layout]], prepends: bool) -> tuple[list, list[tuple[str, bool]]]:
-    """Each chat's (first piece, cuts, answer spans), or None where its rendering does not follow its layout;
-    and the pieces to tokenize: (text between two cuts, whether it is mid-text)."""
+    """Each chat's (cuts, answer spans, the pieces each chunk is made of), or None where its rendering does not
+    follow its layout; and the distinct pieces to tokenize: (text, whether it is mid-text).
+
+    A chunk is cut further at the template's special tokens: the tokenizer splits a text at those before
+    anything else, so the pieces tokenize apart exactly as together, and text the template repeats in every
+    chat (a default system prompt, role headers) is tokenized once per batch. Not for a tokenizer that puts a
+    prefix space at the start of a text: whether it does after a special token depends on the tokenizer."""
     try:
         texts = _render(tokenizer, [chat for chat, _ in items], add_generation_prompt=False)
     except TemplateError:
         return [None] * len(items), []  # the exact path raises it for the chat at fault
-    plans, pieces = [], []
+    splitter = None if prepends else _splitter(tokenizer)
+    plans, pieces = [], {}
     for (chat, layout), text in zip(items, texts):
         spans = _layout_spans(layout, chat, text)
         if spans is None:
             plans.append(None)
             continue
         cuts = sorted({0, len(text), *(c for span in spans for c in span)})
-        plans.append((len(pieces), cuts, spans))
-        pieces += [(text[a:b], a > 0 and prepends) for a, b in pairwise(cuts)]
-    return plans, pieces
+        chunks = []
+        for a, b in pairwise(cuts):
+            split = [p for p in splitter.split(text[a:b]) if p] if splitter else [text[a:b]]
+            chunks.append([pieces.setdefault((p, a > 0 and prepends), len(pieces)) for p in split])
+        plans.append((cuts, spans, chunks))
+    return plans, list(pieces)
+
+
+def _splitter(tokenizer) -> re.Pattern:
+    """Splits a text around the special tokens the tokenizer always cuts at (none that eat nearby spaces)."""
+    cut_at = tuple(t.content for t in tokenizer.added_tokens_decoder.values()
+                   if t.special and not (t.lstrip or t.rstrip or t.single_word or t.normalized))
+    return _cut_pattern(cut_at)
+
+
+@lru_cache(maxsize=32)
+def _cut_pattern(specials: tuple[str, ...]) -> re.Pattern:
+    return re.compile(f"({_specials_pattern(specials).pattern})")
 
 
 def _encode_pieces(tokenizer, pieces: list[tuple[str, bool]]) -> list[list[int]]:

@@ -458,6 +458,18 @@ def test_templates_the_layout_cannot_follow_fall_back_to_the_exact_path(tokenize
         assert three_answers.abandoned
 
 
+def test_a_special_token_that_eats_spaces_does_not_cut_the_text(tokenizer):
+    from tokenizers import AddedToken
+
+    turn = AddedToken("<|turn|>", lstrip=True, rstrip=True, special=True, normalized=False)
+    tokenizer.add_special_tokens({"extra_special_tokens": [turn]}, replace_extra_special_tokens=False)
+    with_template(tokenizer, jinja="{% for m in messages %}<|turn|> {{ m.role }}: {{ m.content }} <|turn|>\n"
+                                   "{% endfor %}{% if add_generation_prompt %}<|turn|> assistant: {% endif %}")
+    chats = varied_chats()
+    assert templates.encode_many(tokenizer, chats, max_length=512) == [exact(tokenizer, c) for c in chats]
+    assert templates._shapes(tokenizer)[("user", "assistant")].trusted  # the layout holds: nothing cut there
+
+
 @pytest.mark.parametrize("name", ["chatml", "llama2"])
 def test_many_chats_match_the_exact_path_on_a_sentencepiece_tokenizer(sentencepiece_tokenizer, name):
     tokenizer = with_template(sentencepiece_tokenizer, name)
