@@ -345,7 +345,7 @@ def _encode_piece(tokenizer, piece: str, as_text: bool, mid_text: bool) -> list[
 
 _CHECKED_PER_SHAPE = 2  # chats of a shape encoded both ways before its layout is trusted
 _TRIES = 3  # chats of a shape that teach no layout (their contents are read or rewritten) before giving up
-_PART = 64  # chats rendered, then tokenized, together
+_PART_CHARS = 8_000  # characters of content rendered, then tokenized, together
 _PLAIN_KEYS = {"role", "content"}  # chats whose messages hold anything else go the exact path
 _SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> (its template state, shapes)
 
@@ -472,11 +472,10 @@ def _tokenize_by_layout(tokenizer, items: list[tuple[Messages, _Layout]]) -> lis
     """Each chat rendered once and cut where its layout puts the answers, the chunks tokenized in batches;
     None for a chat whose rendering does not follow its layout."""
     prepends = _prepends_space(tokenizer)
-    parts = [items[k:k + _PART] for k in range(0, len(items), _PART)]
     # The tokenizer's batch call releases the GIL: while it tokenizes one part, the next one renders.
     with ThreadPoolExecutor(max_workers=1) as pool:
         planned = []
-        for part in parts:
+        for part in _parts(items):
             plans, pieces = _plan(tokenizer, part, prepends)
             planned.append((plans, pool.submit(_encode_pieces, tokenizer, pieces)))
         results = []
@@ -485,6 +484,20 @@ def _tokenize_by_layout(tokenizer, items: list[tuple[Messages, _Layout]]) -> lis
             results += [plan and _assemble(plan[0], [[t for p in chunk for t in ids[p]] for chunk in plan[2]], plan[1])
                         for plan in plans]
         return results
+
+
+def _parts(items: list[tuple[Messages, _Layout]]):
+    """The items in runs of about _PART_CHARS characters of content: small enough that the last run's
+    tokenizing, which nothing overlaps, is short; large enough for the tokenizer's batch call to pay."""
+    part, size = [], 0
+    for item in items:
+        part.append(item)
+        size += sum(len(m["content"]) for m in item[0])
+        if size >= _PART_CHARS:
+            yield part
+            part, size = [], 0
+    if part:
+        yield part
 
 
 def _plan(tokenizer, items: list[tuple[Messages, _Layout]], prepends: bool) -> tuple[list, list[tuple[str, bool]]]:
