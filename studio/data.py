@@ -525,7 +525,7 @@ def _batches(total: int, progress, should_stop):
         began = time.perf_counter()
         yield start, end
         took = time.perf_counter() - began
-        size = max(16, min(4 * size, int(size * BATCH_SECONDS / max(took, 1e-3))))
+        size = max(16, min(2 * size, int(size * BATCH_SECONDS / max(took, 1e-3))))
         start = end
         if progress is not None:
             progress(start, total)

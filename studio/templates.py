@@ -471,6 +471,8 @@ def _layout_spans(layout: _Layout, chat: Messages, text: str) -> list[tuple[int,
 def _tokenize_by_layout(tokenizer, items: list[tuple[Messages, _Layout]]) -> list[_Tokenized | None]:
     """Each chat rendered once and cut where its layout puts the answers, the chunks tokenized in batches;
     None for a chat whose rendering does not follow its layout."""
+    if not items:
+        return []
     prepends = _prepends_space(tokenizer)
     # The tokenizer's batch call releases the GIL: while it tokenizes one part, the next one renders.
     with ThreadPoolExecutor(max_workers=1) as pool:
