@@ -174,16 +174,18 @@ def compare(name: str, rows: list[dict], baseline_rows: int, tokenizer, folder: 
     whole = DataConfig(dataset=write_jsonl(folder / f"{name}.jsonl", rows), max_length=max_length)
     part = DataConfig(dataset=write_jsonl(folder / f"{name}-part.jsonl", rows[:baseline_rows]), max_length=max_length)
     old, old_s = timed(baseline_prepare, part, tokenizer)
+    cpu = time.process_time()
     _, cold_s = timed(prepare, whole, tokenizer, cache=False)
+    cpu = time.process_time() - cpu  # all threads: the work, whatever else runs on the machine
     same = prepare(part, tokenizer, cache=False)
     exact = encoded_rows(old) == encoded_rows(same.train, same.eval)
     _, first_s = timed(prepare, whole, tokenizer)  # cold, and writes the cache
     cached, cached_s = timed(prepare, whole, tokenizer)
     assert cached.report.from_cache
     result = {"baseline": baseline_rows / old_s, "cold": len(rows) / cold_s, "cold+write": len(rows) / first_s,
-              "cached": len(rows) / cached_s}
+              "cached": len(rows) / cached_s, "cpu_us": cpu / len(rows) * 1e6}
     print(f"{name:12s} baseline {result['baseline']:8.0f} rows/s   cold {result['cold']:8.0f} rows/s "
-          f"(x{result['cold'] / result['baseline']:.1f})   cold + cache write {result['cold+write']:8.0f} rows/s   "
+          f"(x{result['cold'] / result['baseline']:.1f}, {result['cpu_us']:.0f} CPU-us/row)   cold + cache write {result['cold+write']:8.0f} rows/s   "
           f"cached {result['cached']:9.0f} rows/s (x{result['cached'] / result['baseline']:.0f})   "
           f"same ids and labels as the baseline: {exact}", flush=True)
     return result
@@ -233,6 +235,8 @@ def main() -> None:
     print(f"load after: {os.getloadavg()}")
     print(f"targets: single-turn cold {single['cold']:.0f} >= 5000 rows/s: {single['cold'] >= 5000}; "
           f"ten-turn cold {ten['cold']:.0f} >= 1000 chats/s: {ten['cold'] >= 1000}")
+    print(f"work: single-turn {single['cpu_us']:.0f}, ten-turn {ten['cpu_us']:.0f} CPU-us/row; two idle cores could "
+          f"give at most {2e6 / single['cpu_us']:.0f} and {2e6 / ten['cpu_us']:.0f} rows/s")
 
 
 if __name__ == "__main__":

@@ -387,15 +387,19 @@ def test_a_chat_is_rendered_once_when_its_shape_is_known(tokenizer, monkeypatch)
                                                {"role": "assistant", "content": f"Answer {n}.{t}, it is."})]
 
     chats = [ten_turns(n) for n in range(40)]
+    from transformers import tokenization_utils_base
+    from transformers.utils import chat_template_utils
+
     templates.encode_many(tokenizer, chats[:2], max_length=4096)  # the first chats of a shape go the exact path
     rendered = []
-    render = tokenizer.apply_chat_template
+    render = chat_template_utils.render_jinja_template
 
-    def counting(conversation, *args, **kwargs):
-        rendered.append(len(conversation) if isinstance(conversation[0], list) else 1)
-        return render(conversation, *args, **kwargs)
+    def counting(conversations, **kwargs):
+        rendered.append(len(conversations))
+        return render(conversations, **kwargs)
 
-    monkeypatch.setattr(tokenizer, "apply_chat_template", counting)
+    for module in (chat_template_utils, tokenization_utils_base):  # where apply_chat_template finds it, too
+        monkeypatch.setattr(module, "render_jinja_template", counting)
     encoded = templates.encode_many(tokenizer, chats[2:], max_length=4096)
     assert sum(rendered) == len(chats) - 2  # not 21 renderings per chat
     monkeypatch.undo()
