@@ -32,7 +32,7 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import chain, pairwise
+from itertools import pairwise
 from typing import NamedTuple
 
 import jinja2
@@ -233,7 +233,8 @@ def _tokenize_chat(tokenizer, messages: Messages, add_generation_prompt: bool) -
 
 
 def _assemble(cuts: list[int], chunks: list[list[int]], spans: list[tuple[int, int]]) -> _Tokenized:
-    """The chat's ids from its chunks' ids (chunk k lies between cuts k and k + 1), and the answers' token ranges."""
+    """The chat's ids from its chunks' ids (chunk k lies between cuts k and k + 1), and the answers' token
+    ranges (each answer boundary is a cut)."""
     ids: list[int] = []
     token_at: dict[int, int] = {}  # char cut -> token index
     for start, chunk in zip(cuts, chunks):
@@ -484,9 +485,8 @@ def _tokenize_by_layout(tokenizer, items: list[tuple[Messages, _Layout]]) -> lis
         results = []
         for plans, tokenizing in planned:
             ids = tokenizing.result()
-            for plan in plans:
-                chunks = plan and [list(chain.from_iterable(ids[piece] for piece in chunk)) for chunk in plan.chunks]
-                results.append(plan and _assemble(plan.cuts, chunks, plan.spans))
+            results += [plan and _assemble(plan.starts, [ids[piece] for piece in plan.pieces], plan.spans)
+                        for plan in plans]
         return results
 
 
@@ -505,19 +505,20 @@ def _parts(items: list[tuple[Messages, _Layout]]):
 
 
 class _Plan(NamedTuple):
-    cuts: list[int]  # character positions where the chat's text is cut into chunks
-    spans: list[tuple[int, int]]  # the answers' character spans
-    chunks: list[list[int]]  # each chunk as the pieces (indices into the pieces to tokenize) it is made of
+    starts: list[int]  # where each piece of the chat's text starts, then the text's length
+    pieces: list[int]  # the pieces in order, as indices into the distinct pieces to tokenize
+    spans: list[tuple[int, int]]  # the answers' character spans (each boundary starts a piece)
 
 
 def _plan(tokenizer, items: list[tuple[Messages, _Layout]], prepends: bool) -> tuple[list, list[tuple[str, bool]]]:
     """Each chat's plan, or None where its rendering does not follow its layout; and the distinct pieces to
     tokenize: (text, whether it is mid-text).
 
-    A chunk is cut further at the template's special tokens: the tokenizer splits a text at those before
-    anything else, so the pieces tokenize apart exactly as together, and text the template repeats in every
-    chat (a default system prompt, role headers) is tokenized once per batch. Not for a tokenizer that puts a
-    prefix space at the start of a text: whether it does after a special token depends on the tokenizer."""
+    The text is cut at the answers' boundaries, and further at the template's special tokens: the tokenizer
+    splits a text at those before anything else, so the pieces tokenize apart exactly as together, and text
+    the template repeats in every chat (a default system prompt, role headers) is tokenized once per batch.
+    Not for a tokenizer that puts a prefix space at the start of a text: whether it does after a special
+    token depends on the tokenizer."""
     try:
         texts = _render_plain(tokenizer, [chat for chat, _ in items])
     except Exception:  # the exact path raises it (a TemplateError where the template is at fault)
@@ -529,12 +530,15 @@ def _plan(tokenizer, items: list[tuple[Messages, _Layout]], prepends: bool) -> t
         if spans is None:
             plans.append(None)
             continue
-        cuts = sorted({0, len(text), *(c for span in spans for c in span)})
-        chunks = []
-        for a, b in pairwise(cuts):
-            split = [p for p in splitter.split(text[a:b]) if p] if splitter else [text[a:b]]
-            chunks.append([pieces.setdefault((p, a > 0 and prepends), len(pieces)) for p in split])
-        plans.append(_Plan(cuts, spans, chunks))
+        starts, order = [], []
+        for a, b in pairwise(sorted({0, len(text), *(c for span in spans for c in span)})):
+            at = a
+            for piece in splitter.split(text[a:b]) if splitter else (text[a:b],):
+                if piece:
+                    starts.append(at)
+                    order.append(pieces.setdefault((piece, at > 0 and prepends), len(pieces)))
+                    at += len(piece)
+        plans.append(_Plan([*starts, len(text)], order, spans))
     return plans, list(pieces)
 
 
