@@ -33,6 +33,7 @@ from screens.widgets.trend import Trend
 from screens.workers import ReportsWorkerErrors, WorkerFailed
 from studio import runs
 from studio.events import EventFollower
+from studio.formatting import format_duration
 from studio.paths import runs_dir
 from studio.run_state import RunState
 from studio.runs import RunError
@@ -66,6 +67,12 @@ class RunHistory:
             s.tokens_per_s, s.eta_s, s.memory_mb = event.get("tokens_per_s"), event.get("eta_s"), event.get("memory_mb")
             s.observe_share = event.get("observe_share")
             return {"chart", "trends", "status"}
+        if kind == "prepare":
+            done, total = int(event.get("done", 0)), max(int(event.get("total", 0)), 1)
+            filled = round(20 * done / total)
+            s.reason = (f"preparing the data [{'█' * filled}{'░' * (20 - filled)}] {done:,}/{total:,} rows · "
+                        f"{event.get('rows_per_s') or 0:,.0f} rows/s · ETA {format_duration(event.get('eta_s'))}")
+            return {"status"}
         if kind == "setup":
             processes = int(event.get("processes") or 1)
             s.setup = " ".join(str(part) for part in (

@@ -26,6 +26,7 @@ class JudgeCurve:
                  timeout_s: float = 60.0) -> None:
         from studio.judge.offline import default_judge
         from studio.judge.prompts import load_prompt
+
         # Imported here, before training: an import on the judge's thread holds the GIL for a second or
         # more while the trainer waits for it.
         from studio.judge.runner import run_judge_sync  # noqa: F401

@@ -33,7 +33,7 @@ from studio import checkpoints, distributed, heldout, models, runs, sampling, te
 from studio.batching import TokenBudgetBatches
 from studio.config import RunConfig
 from studio.controls import Controls, Interrupted
-from studio.data import prepare
+from studio.data import PreparationCancelled, prepare
 from studio.errors import StudioError
 from studio.events import EventBus, JsonlWriter
 from studio.judge_curve import JudgeCurve
@@ -296,6 +296,8 @@ class TrainingRun:
             self._save_adapter(self.hf.model)
             self._set_state(RunState.STOPPED if self._stopping else RunState.FINISHED,
                             reason="stopped on request" if self._stopping else f"reached {self.cfg.train.max_steps} steps")
+        except PreparationCancelled:
+            self._set_state(RunState.STOPPED, reason="stopped while preparing the data: nothing trained or saved")
         except torch.cuda.OutOfMemoryError:
             self.error = OOM_HINT
             self._emit("error", message=self.error)
@@ -319,7 +321,8 @@ class TrainingRun:
         transformers.logging.disable_progress_bar()  # the studio shows its own progress
         tokenizer = models.load_tokenizer(cfg.model.name, trust_remote_code=cfg.model.trust_remote_code)
         added = templates.apply_template(tokenizer, cfg.template)
-        data = prepare(cfg.data, tokenizer)
+        data = prepare(cfg.data, tokenizer, progress=self._preparation_progress(),
+                       should_stop=lambda: self.controls.pending("stop"))
         self.fingerprints = checkpoints.Fingerprints(
             config=resume_relevant(cfg), dataset=data.fingerprint,
             template=templates.template_fingerprint(tokenizer), tokenizer=_tokenizer_fingerprint(tokenizer))
@@ -403,6 +406,23 @@ class TrainingRun:
         if not (t.judge_every and t.sample_every and self.sample_chats and self.main_process):
             return None
         return JudgeCurve(self.bus, t.judge_prompt, t.judge_every, t.max_steps, 2 * len(self.sample_chats))
+
+    def _preparation_progress(self):
+        """A `prepare` progress callback that writes `prepare` events, at most twice a second and at the end."""
+        started = time.perf_counter()
+        last = 0.0
+
+        def progress(done: int, total: int) -> None:
+            nonlocal last
+            now = time.perf_counter()
+            if now - last < 0.5 and done < total:
+                return
+            last = now
+            rate = done / max(now - started, 1e-9)
+            self._emit("prepare", done=done, total=total, rows_per_s=rate,
+                       eta_s=(total - done) / rate if rate else None)
+
+        return progress
 
     def _checkpoint_to_resume(self) -> Path | None:
         root = self.paths.checkpoints

@@ -309,3 +309,13 @@ async def test_the_judge_curve_is_drawn_on_its_own_axis_with_its_failures(tmp_pa
         assert monitor.history.judge == [(3, 6.5), (6, 7.25)]
         assert "judge" in app.query_one(LossChart)._curves
         assert "judge 7.25 at step 6" in status_text(app)
+
+
+def test_data_preparation_shows_as_a_bar_with_its_rate():
+    from screens.monitor import RunHistory
+
+    history = RunHistory(max_steps=10)
+    assert history.add({"type": "prepare", "step": 0, "done": 25_000, "total": 100_000, "rows_per_s": 5000.0,
+                        "eta_s": 15.0}) == {"status"}
+    assert history.status.reason == ("preparing the data [█████░░░░░░░░░░░░░░░] 25,000/100,000 rows · "
+                                     "5,000 rows/s · ETA 00:15")
