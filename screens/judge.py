@@ -240,7 +240,7 @@ class JudgePane(ReportsWorkerErrors, Container, can_focus=True):
         if texts_file:
             items, source = load_texts(Path(texts_file).expanduser()), f"texts from {texts_file}"
         elif has_adapter(run_dir):
-            items = run_groups(run_dir, limit=limit, progress=lambda text: self.post_message(RunStatus(cancel, text)))
+            items = run_groups(run_dir, limit=limit, progress=lambda text: self.post_message(RunStatus(cancel, text))).items
             source = f"run {Path(run_dir).name}: base, generated and target answers"
         else:
             items, source = demo_items(limit), "the demo's plain (base) and Yoda (target) answers"

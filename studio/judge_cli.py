@@ -26,7 +26,7 @@ from studio.judge import (
 from studio.judge.estimate import CONFIRM_ABOVE, estimate, totals
 from studio.judge.labels import LabelStore
 from studio.judge.rating import position_bias, retest
-from studio.judge.report import comparison_lines, summary_text, write_eval, write_jsonl
+from studio.judge.report import comparison_lines, reference_lines, summary_text, write_eval, write_jsonl
 from studio.judge.runner import retest_items
 
 
@@ -70,6 +70,9 @@ def add_judge_parsers(subparsers) -> None:
                    help="dataset column with the negative-control answers (default: plain; when absent, "
                         "the base model answers)")
     p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--few-shot", type=int, nargs="?", const=3, default=0, metavar="K",
+                   help="add a few-shot group: the base model answering with K target-style training examples "
+                        "in its prompt (K default 3; never from the held-out split)")
     _add_judge_options(p, "yoda")
     p.set_defaults(func=eval_command)
 
@@ -213,19 +216,25 @@ def eval_command(args: argparse.Namespace) -> int:
         for prompt in prompts:
             if prompt.parse == "pairwise":
                 raise JudgeConfigError(f"{prompt.id}: studio eval scores texts one by one; use a non-pairwise prompt")
+        extra = []
         if args.texts:
             items = load_texts(args.texts)
         else:
-            items = run_groups(args.run_dir, base_column=args.base_column or None, limit=args.limit,
-                               max_new_tokens=args.max_new_tokens,
-                               progress=lambda m: print(m, file=sys.stderr, flush=True))
+            groups = run_groups(args.run_dir, base_column=args.base_column or None, limit=args.limit,
+                                max_new_tokens=args.max_new_tokens, few_shot=args.few_shot,
+                                progress=lambda m: print(m, file=sys.stderr, flush=True))
+            items = groups.items
+            extra = [line for line in [groups.perplexity_line()] if line]
+        extra += reference_lines(items)
+        print("\n".join(extra))
         cache = None if args.no_cache else JudgeCache()
         _confirm(prompts, items, args, cache)
         results = {p.id: _score(p, items, args, cache) for p in prompts}
         for prompt in prompts:
             print(summary_text(prompt, results[prompt.id]))
             print(f"  totals: {totals(results[prompt.id]).describe()}")
-        paths = write_eval(args.run_dir / "eval", prompts, results, title=f"Judge evaluation of {args.run_dir.name}")
+        paths = write_eval(args.run_dir / "eval", prompts, results, title=f"Judge evaluation of {args.run_dir.name}",
+                           extra=extra)
         print("wrote " + ", ".join(str(p) for p in paths))
         return 0
 

@@ -61,15 +61,22 @@ def test_studio_eval_on_a_trained_run(tiny_model_dir, echo_katan, tmp_path, monk
     run = TrainingRun(cfg, tmp_path / "run")
     run.start()
     assert run.join(timeout=300) and run.state == "finished", run.error
-    assert main(["eval", str(tmp_path / "run"), "--limit", "3", "--max-new-tokens", "6",
+    assert main(["eval", str(tmp_path / "run"), "--limit", "3", "--max-new-tokens", "6", "--few-shot", "2",
                  "--base-url", echo_katan.base_url, "--model", "judge-echo"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "run" / "eval" / "scores.jsonl").read_text().splitlines()]
-    by_group = {g: [r for r in rows if r["group"] == g] for g in ("base", "generated", "target")}
-    assert {g: len(rs) for g, rs in by_group.items()} == {"base": 3, "generated": 3, "target": 3}
+    by_group = {g: [r for r in rows if r["group"] == g] for g in ("base", "few-shot", "generated", "target")}
+    assert {g: len(rs) for g, rs in by_group.items()} == {"base": 3, "few-shot": 3, "generated": 3, "target": 3}
     assert {r["score"] for r in by_group["base"]} == {2} and {r["score"] for r in by_group["target"]} == {9}
     assert all(r["raw"] for r in by_group["generated"])  # the adapter's answers were judged, parsed or not
-    assert "AUC base vs target (how well this prompt separates the controls): 1.000" in \
-        (tmp_path / "run" / "eval" / "report.md").read_text()
+    # Every answer but the target's carries its target-style reference and its ROUGE-L/BLEU against it.
+    for row in by_group["base"] + by_group["few-shot"] + by_group["generated"]:
+        assert row["reference"].endswith("it is. Score: 9") and 0 <= row["rouge_l"] <= 1 and 0 <= row["bleu"] <= 100
+    report = (tmp_path / "run" / "eval" / "report.md").read_text()
+    assert "AUC base vs target (how well this prompt separates the controls): 1.000" in report
+    assert "perplexity of the 3 held-out target-style answers: base model " in report
+    assert "base: ROUGE-L " in report and "few-shot: ROUGE-L " in report and "(n=3)" in report
+    assert "few-shot vs generated" in report or "few-shot baseline" in report
+    assert "rouge_l" in (tmp_path / "run" / "eval" / "scores.csv").read_text().splitlines()[0]
 
 
 class _SaysTen:

@@ -4,18 +4,26 @@ From a run and its dataset, for the held-out questions:
   base      the dataset's plain answers (negative control), or, when the dataset has no such
             column, the base model's own answers (the adapter switched off)
   generated the run's adapted model's answers (how far the fine-tune got)
+  few-shot  optional: the base model (adapter off) answering with k target-style training chats
+            before the question (does the fine-tune beat just prompting?)
   target    the dataset's target-style answers (positive control)
+
+Every answer but the target's carries the question's target-style answer as its `reference`, with
+its ROUGE-L and BLEU against it (studio.judge.reference).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import random
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.judge.items import JudgeItem
 from studio.judge.prompts import JudgeConfigError
 
-BASE, GENERATED, TARGET = "base", "generated", "target"
+BASE, FEW_SHOT, GENERATED, TARGET = "base", "few-shot", "generated", "target"
 
 
 def load_texts(path: str | Path) -> list[JudgeItem]:
@@ -42,51 +50,111 @@ def _last_user(messages: list[dict]) -> str:
     return next(m["content"] for m in reversed(messages) if m["role"] == "user")
 
 
+@dataclass
+class EvalGroups:
+    """The texts to judge, and the held-out perplexity of the target-style answers under the base
+    model and the fine-tune (over `held_out` answers)."""
+
+    items: list[JudgeItem]
+    perplexity: dict[str, float | None] = field(default_factory=dict)  # BASE / GENERATED -> perplexity
+    held_out: int = 0
+
+    def perplexity_line(self) -> str | None:
+        if not self.held_out:
+            return None
+        shown = {group: f"{value:.2f}" if value is not None else "-" for group, value in self.perplexity.items()}
+        return (f"perplexity of the {self.held_out} held-out target-style answers: base model {shown[BASE]}, "
+                f"fine-tune {shown[GENERATED]}")
+
+
+def _perplexity(model, rows) -> float | None:
+    import torch
+
+    from studio.heldout import mean_token_loss
+
+    batches = [{"input_ids": torch.tensor([row["input_ids"]]), "labels": torch.tensor([row["labels"]])}
+               for row in rows]
+    loss = mean_token_loss(model, batches)
+    return math.exp(min(loss, 50.0)) if loss is not None else None
+
+
+def few_shot_examples(chats: list[list[dict]], held_out: list[list[dict]], k: int, seed: int) -> list[list[dict]]:
+    """k chats chosen by seed among those whose question is not a held-out question (so never from
+    the eval split, not even a duplicate question with another answer)."""
+    held = {json.dumps(question) for question in held_out}
+    candidates = [chat for chat in chats if json.dumps(chat[:-1]) not in held]
+    return random.Random(seed).sample(candidates, min(k, len(candidates)))
+
+
+def few_shot_chat(examples: list[list[dict]], question: list[dict]) -> list[dict]:
+    """The question preceded by the examples as earlier turns; the question's system prompt stays first."""
+    system = [m for m in question if m["role"] == "system"]
+    shots = [m for chat in examples for m in chat if m["role"] != "system"]
+    return system + shots + [m for m in question if m["role"] != "system"]
+
+
 def run_groups(run_dir: str | Path, *, base_column: str | None = "plain", limit: int | None = None,
-               max_new_tokens: int = 128, batch_size: int = 8, progress=print) -> list[JudgeItem]:
-    """The three control groups for a run's held-out questions (see the module doc).
+               max_new_tokens: int = 128, batch_size: int = 8, few_shot: int = 0,
+               progress=print) -> EvalGroups:
+    """The control groups for a run's held-out questions (see the module doc); `few_shot` = k adds
+    the few-shot group.
 
     Generation uses the run's adapter (studio.runs.load_adapted_model) on the held-out split that
     training used (studio.data.prepare with the run's data config and tokenizer).
     """
     from studio import data, sampling
+    from studio.judge.reference import text_scores
     from studio.runs import load_adapted_model, load_config
 
     cfg = load_config(Path(run_dir))
     progress("loading the run's adapted model…")
     model, tokenizer = load_adapted_model(Path(run_dir))
-    questions = data.prepare(cfg.data, tokenizer).eval_questions[:limit]
+    prepared = data.prepare(cfg.data, tokenizer)
+    held_out = prepared.eval_questions
+    questions = held_out[:limit]
     if not questions:
         raise JudgeConfigError(f"{run_dir}: the dataset has no held-out questions to evaluate on")
 
     answers: dict[str, dict] = {}  # held-out prompt (as JSON) -> the row's answers
+    chats = []
     for row in data.load_rows(cfg.data):
         messages = data.to_messages(row, cfg.data)
+        chats.append(messages)
         answers[json.dumps(messages[:-1])] = {TARGET: messages[-1]["content"],
                                               BASE: row.get(base_column) if base_column else None}
 
-    def generate(chats) -> list[str]:
+    def generate(prompts) -> list[str]:
         out = []
-        for start in range(0, len(chats), batch_size):
-            out += sampling.generate(model, tokenizer, chats[start:start + batch_size], max_new_tokens)
-            progress(f"generated {len(out)}/{len(chats)}")
+        for start in range(0, len(prompts), batch_size):
+            out += sampling.generate(model, tokenizer, prompts[start:start + batch_size], max_new_tokens)
+            progress(f"generated {len(out)}/{len(prompts)}")
         return out
 
+    progress(f"perplexity of {len(prepared.eval)} held-out answers…")
+    perplexity = {GENERATED: _perplexity(model, prepared.eval)}
     progress(f"generating answers to {len(questions)} held-out questions…")
-    generated = generate(questions)
+    groups = {GENERATED: generate(questions)}
     known = [answers.get(json.dumps(q), {}) for q in questions]
-    if all(k.get(BASE) for k in known):
-        base = [k[BASE] for k in known]
-    else:
-        progress(f"no {base_column!r} column for every question: the base model answers instead (adapter off)")
-        with model.disable_adapter():
-            base = generate(questions)
+    with model.disable_adapter():
+        perplexity[BASE] = _perplexity(model, prepared.eval)
+        if all(k.get(BASE) for k in known):
+            groups[BASE] = [k[BASE] for k in known]
+        else:
+            progress(f"no {base_column!r} column for every question: the base model answers instead (adapter off)")
+            groups[BASE] = generate(questions)
+        if few_shot:
+            examples = few_shot_examples(chats, held_out, few_shot, cfg.data.seed)
+            progress(f"few-shot: the base model answers with {len(examples)} training examples in its prompt…")
+            groups[FEW_SHOT] = generate([few_shot_chat(examples, q) for q in questions])
 
     items = []
-    for question, known_answers, base_text, generated_text in zip(questions, known, base, generated):
-        q = _last_user(question)
-        items.append(JudgeItem(base_text, BASE, question=q))
-        items.append(JudgeItem(generated_text, GENERATED, question=q))
-        if known_answers.get(TARGET):
-            items.append(JudgeItem(known_answers[TARGET], TARGET, question=q))
-    return items
+    for i, (question, known_answers) in enumerate(zip(questions, known)):
+        q, reference = _last_user(question), known_answers.get(TARGET)
+        for group in (BASE, FEW_SHOT, GENERATED):
+            if group in groups:
+                text = groups[group][i]
+                fields = text_scores(text, reference) if reference else {}
+                items.append(JudgeItem(text, group, question=q, reference=reference, fields=fields))
+        if reference:
+            items.append(JudgeItem(reference, TARGET, question=q))
+    return EvalGroups(items, perplexity, len(prepared.eval))

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studio.formatting import format_number
-from studio.judge.groups import BASE, GENERATED, TARGET
-from studio.judge.items import JudgeResult
+from studio.judge.groups import BASE, FEW_SHOT, GENERATED, TARGET
+from studio.judge.items import JudgeItem, JudgeResult
 from studio.judge.prompts import JudgePrompt
 from studio.judge.stats import auc as auc_of
 from studio.judge.stats import compare_prompts, group_stats, histogram, scores_of
@@ -19,7 +19,7 @@ from studio.judge.stats import compare_prompts, group_stats, histogram, scores_o
 if TYPE_CHECKING:
     from studio.judge.labels import LabelStore
 
-COLORS = {BASE: "#4C72B0", GENERATED: "#DD8452", TARGET: "#55A868"}
+COLORS = {BASE: "#4C72B0", FEW_SHOT: "#8172B3", GENERATED: "#DD8452", TARGET: "#55A868"}
 
 
 def write_jsonl(results: Sequence[JudgeResult], path: Path) -> None:
@@ -93,6 +93,39 @@ def comparison_lines(a: JudgePrompt, b: JudgePrompt, results_a: Sequence[JudgeRe
     return [both, d.verdict]
 
 
+def fine_tune_lines(prompt: JudgePrompt, results: Sequence[JudgeResult]) -> list[str]:
+    """How far the fine-tune got (AUC base vs generated) and, with a few-shot group, whether it beats
+    prompting the base model with examples (AUC few-shot vs generated, with its interval)."""
+    from studio.judge.rating import separation
+
+    lines = []
+    generated = aucs(results)["base_vs_generated"]
+    if generated is not None:
+        lines.append(f"AUC base vs generated (how far the fine-tune got): {generated:.3f}")
+    if not any(r.group == FEW_SHOT for r in results):
+        return lines
+    s = separation(results, prompt.scale, FEW_SHOT, GENERATED)
+    if s.auc is None or s.ci is None:
+        lines.append(f"few-shot vs generated: {s.verdict}")
+    else:
+        figures = f"AUC few-shot vs generated {s.auc:.2f}, 95% CI {s.ci[0]:.2f}..{s.ci[1]:.2f}, n={s.n_negative}+{s.n_positive}"
+        if s.ci[0] > 0.5:
+            lines.append(f"the fine-tune beats the few-shot baseline ({figures})")
+        elif s.ci[1] < 0.5:
+            lines.append(f"the few-shot baseline beats the fine-tune ({figures})")
+        else:
+            lines.append(f"no detectable difference between the fine-tune and the few-shot baseline ({figures})")
+    return lines
+
+
+def reference_lines(items: Sequence[JudgeItem]) -> list[str]:
+    """ROUGE-L and BLEU of each group's answers against the target-style answers (none without references)."""
+    from studio.judge.reference import reference_scores
+
+    found = reference_scores(items)
+    return ["against the target-style answers: " + "; ".join(f.describe() for f in found)] if found else []
+
+
 def summary_text(prompt: JudgePrompt, results: Sequence[JudgeResult], negative: str | None = BASE,
                  positive: str | None = TARGET, labels: LabelStore | None = None) -> str:
     table = group_table(prompt, results)
@@ -100,15 +133,18 @@ def summary_text(prompt: JudgePrompt, results: Sequence[JudgeResult], negative: 
     lines = [f"prompt {prompt.id} ({prompt.endpoint.model}, scale {prompt.scale[0]:g}-{prompt.scale[1]:g})"]
     lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in table]
     lines += ["  " + line for line in rating_lines(prompt, results, negative, positive, labels)]
-    generated = auc_of(scores_of(results, BASE), scores_of(results, GENERATED))
-    if (negative, positive) == (BASE, TARGET) and generated is not None:
-        lines.append(f"  AUC base vs generated (how far the fine-tune got): {generated:.3f}")
+    if (negative, positive) == (BASE, TARGET):
+        lines += ["  " + line for line in fine_tune_lines(prompt, results)]
     return "\n".join(lines)
 
 
 def markdown_report(prompts: Sequence[JudgePrompt], results: dict[str, list[JudgeResult]], title: str, *,
-                    negative: str = BASE, positive: str = TARGET, labels: LabelStore | None = None) -> str:
+                    negative: str = BASE, positive: str = TARGET, labels: LabelStore | None = None,
+                    extra: Sequence[str] = ()) -> str:
+    """`extra`: lines about the texts rather than a prompt (perplexity, reference metrics), listed first."""
     out = [f"# {title}", ""]
+    if extra:
+        out += [f"- {line}" for line in extra] + [""]
     for prompt in prompts:
         rs = results[prompt.id]
         table = group_table(prompt, rs)
@@ -120,10 +156,7 @@ def markdown_report(prompts: Sequence[JudgePrompt], results: dict[str, list[Judg
         label = ("AUC base vs target (how well this prompt separates the controls)" if (negative, positive) ==
                  (BASE, TARGET) else None)
         out += [""] + [f"- {line}" for line in rating_lines(prompt, rs, negative, positive, labels, label)]
-        generated = aucs(rs)["base_vs_generated"]
-        if generated is not None:
-            out.append(f"- AUC base vs generated (how far the fine-tune got): {generated:.3f}")
-        out.append("")
+        out += [f"- {line}" for line in fine_tune_lines(prompt, rs)] + [""]
     if len(prompts) == 2:
         a, b = prompts
         cmp = compare_prompts(results[a.id], results[b.id], a.scale, b.scale, top=5)
@@ -177,9 +210,9 @@ def plot_histograms(prompts: Sequence[JudgePrompt], results: dict[str, list[Judg
 
 
 def write_eval(out_dir: Path, prompts: Sequence[JudgePrompt], results: dict[str, list[JudgeResult]],
-               title: str) -> list[Path]:
+               title: str, extra: Sequence[str] = ()) -> list[Path]:
     """RUN/eval/: scores.jsonl, scores.csv, report.md (with agreement with RUN/eval/labels.jsonl when
-    it exists), histogram.png."""
+    it exists, and the `extra` lines first), histogram.png."""
     from studio.judge.labels import LabelStore, labels_path
 
     every = [r for p in prompts for r in results[p.id]]
@@ -187,6 +220,6 @@ def write_eval(out_dir: Path, prompts: Sequence[JudgePrompt], results: dict[str,
     write_jsonl(every, paths[0])
     write_csv(every, paths[1])
     labels = LabelStore(labels_path(out_dir)) if labels_path(out_dir).exists() else None
-    paths[2].write_text(markdown_report(prompts, results, title, labels=labels), encoding="utf-8")
+    paths[2].write_text(markdown_report(prompts, results, title, labels=labels, extra=extra), encoding="utf-8")
     plot_histograms(prompts, results, paths[3])
     return paths
