@@ -15,7 +15,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static
 
-from studio.config import SCHEDULERS, ConfigError, RunConfig
+from studio.config import AUTO, SCHEDULERS, ConfigError, RunConfig
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def visible_gpus() -> int:
 
 def form_fields() -> tuple[Field, ...]:
     return FIELDS + (GPUS,) if visible_gpus() > 1 else FIELDS
-PARSE_HINTS = {int: "type a whole number, e.g. 60", float: "type a number, e.g. 2e-4 or 0.05",
+PARSE_HINTS = {int: "type a whole number, e.g. 60", float: "type a number, e.g. 2e-4 or 0.05 (the learning rate may be auto)",
                str: "must not be empty", list: "list module names separated by commas, or all-linear"}
 
 
@@ -74,7 +74,7 @@ def _parse(field: Field, text: str):
     if field.kind is int:
         return int(text)
     if field.kind is float:
-        return float(text)
+        return AUTO if text.lower() == AUTO else float(text)  # only the learning rate takes "auto" (config checks)
     if field.kind is list:
         items = [part.strip() for part in text.split(",") if part.strip()]
         if not items:

@@ -27,6 +27,7 @@ from screens.messages import RunEvents, RunLaunched
 from screens.runs_list import RunsList
 from screens.state import StateChanged
 from screens.widgets.loss_chart import LossChart
+from screens.widgets.range_test import RangeTestScreen
 from screens.widgets.samples_view import SamplesView
 from screens.widgets.status_bar import Status, StatusBar
 from screens.widgets.trend import Trend
@@ -55,6 +56,7 @@ class RunHistory:
         self.lr: list[tuple[float, float]] = []
         self.grad_norm: list[tuple[float, float]] = []
         self.judge: list[tuple[float, float]] = []  # the judge's mean score of the sampled answers
+        self.range_test: dict[str, Any] | None = None  # the lr_range event of train.learning_rate = "auto"
         self.status = Status(max_steps=max_steps, reason="edit the config, then press s to train")
 
     def add(self, event: dict[str, Any]) -> set[str]:
@@ -79,6 +81,10 @@ class RunHistory:
                 event.get("device"), event.get("precision"),
                 event.get("quantization") if event.get("quantization") not in (None, "none") else "",
                 f"x{processes} processes" if processes > 1 else "") if part)
+            return {"status"}
+        if kind == "lr_range":
+            self.range_test = event
+            s.learning_rate = f"lr {event['chosen']:.1e} by range test (l: curve)"
             return {"status"}
         if kind == "resume":  # the steps after the checkpoint are trained again: forget their points
             resumed_from = int(event.get("from_step", 0))
@@ -128,6 +134,7 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
         Binding("x", "stop", "Stop"),
         Binding("c", "checkpoint", "Checkpoint"),
         Binding("o", "open_run", "Runs"),
+        Binding("l", "range_test", "LR range test", show=False),
         Binding("f", "toggle_form", "Show/hide the form", show=False),
         Binding("left_square_bracket", "older", "Older sample", show=False),
         Binding("right_square_bracket", "newer", "Newer sample", show=False),
@@ -463,6 +470,13 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
             self.resume_run(run_dir) if verb == "resume" else self.open_run(run_dir)
 
         self.app.push_screen(RunsList(runs_dir()), chosen)
+
+    def action_range_test(self) -> None:
+        """The learning-rate range test's curve, when the run chose its rate by one."""
+        if self.history.range_test is None:
+            self.notify("no range test in this run: it runs when train.learning_rate = \"auto\"", timeout=4)
+            return
+        self.app.push_screen(RangeTestScreen(self.history.range_test))
 
     def action_toggle_form(self) -> None:
         form = self.query_one(ConfigForm)

@@ -34,6 +34,7 @@ def _check_choice(value: str, choices: tuple[str, ...], path: str) -> None:
 # transformers' SchedulerType and OptimizerNames values, listed here so a typo is refused when the config is
 # made, before a model loads (importing transformers here would slow every import of the config);
 # tests/test_config.py checks each name against the installed transformers.
+AUTO = "auto"  # train.learning_rate chosen by a range test at the start of the run
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
               "inverse_sqrt", "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "adamw_torch_4bit", "adamw_torch_8bit", "ademamix",
@@ -114,7 +115,7 @@ class TemplateConfig:
 @dataclass
 class TrainConfig:
     max_steps: int = 60
-    learning_rate: float = 2e-4
+    learning_rate: float | str = AUTO  # a number, or "auto": a learning-rate range test picks it (studio.lr_range)
     scheduler: str = "cosine"  # one of SCHEDULERS
     warmup_steps: int = 5
     batch_size: int = 8
@@ -141,7 +142,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check(self.max_steps >= 1, "train.max_steps", "must be at least 1")
-        _check(0.0 < self.learning_rate < 1.0, "train.learning_rate", "must be in (0, 1); 1e-4 to 3e-4 is usual for LoRA")
+        _check(self.learning_rate == AUTO or (isinstance(self.learning_rate, float) and 0.0 < self.learning_rate < 1.0),
+               "train.learning_rate", f"must be {AUTO!r} (a range test picks it) or a number in (0, 1); 1e-4 to 1e-3 is "
+                                      "usual for LoRA")
         _check(self.warmup_steps >= 0, "train.warmup_steps", "must be 0 or more")
         _check(self.batch_size >= 1, "train.batch_size", "must be at least 1")
         _check(self.grad_accum >= 1, "train.grad_accum", "must be at least 1")

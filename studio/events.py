@@ -32,6 +32,8 @@ EVENT_FIELDS = {
     "resume": ("from_step",),  # events of later steps written before this one are superseded
     # The sampled answers of a step, scored by a judge off the training thread (studio.judge_curve).
     "judge": ("prompt", "mean", "std", "scored", "failed", "skipped", "note"),
+    # train.learning_rate = "auto": the range test's choice and its (smoothed) curve (studio.lr_range).
+    "lr_range": ("chosen", "rule", "minimum_tenth", "steepest", "rates", "losses"),
 }
 
 Event = dict[str, Any]

@@ -16,3 +16,10 @@ def format_duration(seconds: float | None) -> str:
     if seconds >= 3600:
         return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
     return f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+def format_range_test(event: dict) -> str:
+    """An `lr_range` event (studio.lr_range) in one line: the rate chosen, by which rule, and the other."""
+    steepest = f", steepest descent at {event['steepest']:.1e}" if event.get("steepest") else ""
+    return (f"lr {event['chosen']:.1e} chosen by range test ({event['rule']}{steepest}; "
+            f"{len(event.get('rates') or [])} steps)")

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from studio.events import Event
-from studio.formatting import format_duration
+from studio.formatting import format_duration, format_range_test
 from studio.run_state import RunState
 
 
@@ -84,6 +84,8 @@ class ProgressView:
             score = _number(event.get("mean"), ".2f")
             failed = f", {event['failed']} failed" if event.get("failed") else ""
             self.note(f"[green]judge @ {event['step']}[/]: {score}{failed} {event.get('note') or ''}".rstrip())
+        elif kind == "lr_range":
+            self.note(f"[green]{format_range_test(event)}[/]")
         elif kind == "checkpoint":
             self.note(f"[blue]checkpoint[/] {event['path']}")
         elif kind == "error":

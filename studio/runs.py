@@ -47,6 +47,10 @@ class RunPaths:
         return self.root / "control.jsonl"
 
     @property
+    def lr_range(self) -> Path:
+        return self.root / "lr_range.json"  # the learning-rate range test's curve (train.learning_rate = "auto")
+
+    @property
     def process(self) -> Path:
         return self.root / "process.json"
 

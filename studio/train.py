@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,9 @@ import torch
 import transformers
 from transformers import TrainerCallback
 
-from studio import checkpoints, distributed, heldout, models, runs, sampling, templates
+from studio import checkpoints, distributed, heldout, lr_range, models, runs, sampling, templates
 from studio.batching import TokenBudgetBatches
-from studio.config import RunConfig
+from studio.config import AUTO, RunConfig
 from studio.controls import Controls, Interrupted
 from studio.data import PreparationCancelled, prepare
 from studio.errors import StudioError
@@ -53,6 +53,10 @@ OOM_HINT = ("out of memory: lower train.batch_size (raise train.grad_accum to ke
 
 class ResumeRefused(StudioError):
     """The checkpoint was trained on something else; the message lists every difference."""
+
+
+class TrainError(StudioError):
+    """Training cannot go on as configured; the message says what to change."""
 
 
 def resume_relevant(cfg: RunConfig) -> dict[str, Any]:
@@ -398,7 +402,40 @@ class TrainingRun:
         self.hf = StudioTrainer(model=model, args=args, train_dataset=data.train, data_collator=collator,
                                 processing_class=tokenizer, callbacks=[_Hooks(self)], studio_run=self)
         self.hf.remove_callback(transformers.trainer_callback.PrinterCallback)  # our events replace its prints
+        if t.learning_rate == AUTO:
+            self._choose_learning_rate()
         return resume_from
+
+    def _choose_learning_rate(self) -> None:
+        """train.learning_rate = "auto": rank 0 runs the range test (studio.lr_range) on the run's first batches,
+        every rank trains at the rate it picked, and config.toml keeps the number (resume and rerun use it)."""
+        hf = self.hf
+        test = None
+        if self.main_process:
+            self._set_state(RunState.MEASURING, reason=(
+                f"learning-rate range test: {lr_range.STEPS} steps from {lr_range.START:g} to {lr_range.END:g} on a "
+                "throwaway copy of the adapter"))
+
+            def loss_of(batch: dict) -> torch.Tensor:
+                with hf.accelerator.autocast():
+                    return hf.compute_loss(hf.model, hf._prepare_inputs(batch))
+
+            test = lr_range.range_test(hf.model, hf.get_train_dataloader, loss_of, max_grad_norm=self.cfg.train.max_grad_norm,
+                                       should_stop=lambda: self.controls.pending("stop"))
+        test = distributed.broadcast(test)
+        if test is None:
+            if self.controls.pending("stop"):
+                return  # the run stops before its first step
+            raise TrainError("the learning-rate range test gave no finite loss: set train.learning_rate to a number "
+                             "(e.g. 2e-4) and check the data")
+        self.cfg = replace(self.cfg, train=replace(self.cfg.train, learning_rate=test.chosen))
+        hf.args.learning_rate = test.chosen
+        self.fingerprints = replace(self.fingerprints, config=resume_relevant(self.cfg))
+        if self.main_process:
+            self.cfg.save(self.paths.config)
+            test.save(self.paths.lr_range)
+        self._emit("lr_range", chosen=test.chosen, rule=test.rule, minimum_tenth=test.minimum_tenth,
+                   steepest=test.steepest, rates=test.rates, losses=test.losses)
 
     def _judge_curve(self) -> JudgeCurve | None:
         """The judge score curve (train.judge_every), on rank 0, scoring the greedy and sampled answers."""

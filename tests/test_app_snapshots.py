@@ -62,3 +62,27 @@ def test_runs_list(snap_compare, tmp_path, monkeypatch, size):
         await pilot.pause()
 
     assert snap_compare(StudioApp(), terminal_size=size, run_before=listed)
+
+
+@at_both_sizes
+def test_range_test_curve(snap_compare, tmp_path, size):
+    from studio.events import EventBus, JsonlWriter
+
+    run_dir = write_run(tmp_path / "auto-run", steps=6, final=None)
+    bus, writer = EventBus(), JsonlWriter(run_dir / "events.jsonl")
+    bus.subscribe(writer)
+    rates = [1e-6 * 10 ** (i / 5) for i in range(26)]
+    losses = [3.0 - 0.06 * i if i < 20 else 1.8 + 0.9 * (i - 20) for i in range(26)]
+    bus.emit("lr_range", 0, chosen=rates[19] / 10, rule="minimum/10", minimum_tenth=rates[19] / 10, steepest=rates[12],
+             rates=rates, losses=losses)
+    bus.emit("status", 6, state="finished", reason="finished")
+    writer.close()
+
+    async def opened(pilot):
+        monitor = pilot.app.query_one(MonitorPane)
+        await wait_for(pilot, lambda: not monitor.following and monitor.history.status.state == "finished")
+        monitor.focus()
+        await pilot.press("l")
+        await pilot.pause()
+
+    assert snap_compare(StudioApp(watch=run_dir), terminal_size=size, run_before=opened)

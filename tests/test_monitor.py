@@ -47,7 +47,7 @@ async def test_a_bad_learning_rate_is_shown_under_its_field_and_start_is_disable
         assert start.disabled and not form.valid
 
         await type_into(pilot, "field-train-learning-rate", "3")
-        assert "must be in (0, 1)" in str(error.render())  # RunConfig's own check, shown where it applies
+        assert "a number in (0, 1)" in str(error.render())  # RunConfig's own check, shown where it applies
         assert start.disabled
 
         await pilot.press("escape", "s")  # leave the field; s cannot start an invalid config
@@ -319,3 +319,29 @@ def test_data_preparation_shows_as_a_bar_with_its_rate():
                         "eta_s": 15.0}) == {"status"}
     assert history.status.reason == ("preparing the data [█████░░░░░░░░░░░░░░░] 25,000/100,000 rows · "
                                      "5,000 rows/s · ETA 00:15")
+
+
+async def test_a_rate_chosen_by_range_test_is_shown_and_l_opens_its_curve(tmp_path):
+    from screens.widgets.range_test import RangeTestChart, RangeTestScreen
+    from studio.events import EventBus, JsonlWriter
+
+    run_dir = write_run(tmp_path / "auto", steps=6, final=None)
+    bus, writer = EventBus(), JsonlWriter(run_dir / "events.jsonl")
+    bus.subscribe(writer)
+    bus.emit("lr_range", 0, chosen=6.3e-4, rule="minimum/10", minimum_tenth=6.3e-4, steepest=2e-3,
+             rates=[1e-6, 1e-4, 1e-2, 1e-1], losses=[3.0, 2.8, 2.0, 9.0])
+    bus.emit("status", 6, state="finished", reason="finished")
+    writer.close()
+    app = StudioApp(watch=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        monitor = app.query_one(MonitorPane)
+        await wait_for(pilot, lambda: monitor.history.status.state == "finished", what="the run")
+        assert "lr 6.3e-04 by range test (l: curve)" in status_text(app)
+        monitor.focus()
+        await pilot.press("l")
+        assert isinstance(app.screen, RangeTestScreen)
+        assert str(app.screen.query_one("#range-test-title").render()).startswith(
+            "lr 6.3e-04 chosen by range test (minimum/10, steepest descent at 2.0e-03; 4 steps)")
+        assert app.screen.query_one(RangeTestChart).event["losses"] == [3.0, 2.8, 2.0, 9.0]
+        await pilot.press("escape")
+        assert not isinstance(app.screen, RangeTestScreen)

@@ -27,6 +27,7 @@ class Status:
     memory_mb: float | None = None
     observe_share: float | None = None  # the share of wall time evals and samples took so far
     setup: str = ""  # device, precision, quantization, processes
+    learning_rate: str = ""  # the rate a range test chose (train.learning_rate = "auto")
     judge: str = ""  # the judge's latest score of the sampled answers (train.judge_every), and its failures
     source: str = ""  # "" | the run dir, with "(watching)" when read from disk
     reason: str = ""
@@ -49,6 +50,8 @@ class StatusBar(Static):
             line.append(f" · observing {status.observe_share:.0%}")
         if status.setup:
             line.append(f" · {status.setup}", style="dim")
+        if status.learning_rate:
+            line.append(f" · {status.learning_rate}")
         if status.judge:
             line.append(f" · {status.judge}", style="green")
         if status.source:
