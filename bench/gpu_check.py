@@ -84,7 +84,8 @@ def studio_run(s: dict) -> dict:
             f"model.name={json.dumps(s['model'])}", f"model.quantization={json.dumps(s['quantization'])}",
             f"data.max_length={s['max_length']}", f"train.max_steps={s['steps']}", f"train.batch_size={batch}",
             f"train.packing={json.dumps(s['packing'])}", "lora.dropout=0.0", "train.eval_every=0",
-            "train.sample_every=0", "train.save_every=0", "train.warmup_steps=0", "train.seed=0"])
+            "train.sample_every=0", "train.save_every=0", "train.warmup_steps=0", "train.seed=0",
+            "train.learning_rate=2e-4"])
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
@@ -118,7 +119,8 @@ def _child(name: str, s: dict, queue) -> None:
     train_throughput.quiet()
     try:
         result = studio_run(s) if name == "studio" else train_throughput.run_trl(
-            {**s, "batch": s["batches"][0], "lr": 2e-4, "r": 16, "alpha": 32, "seed": 0})
+            {**s, "batch": s["batches"][0], "lr": 2e-4, "r": 16, "alpha": 32, "seed": 0, "dataset": "demo",
+             "padding_free": False})
         result.setdefault("peak_mb", train_throughput.peak_memory_mb())
     except Exception as exc:  # reported in the table, the other rows still run
         result = {"error": f"{type(exc).__name__}: {str(exc)[:120]}"}
@@ -142,7 +144,8 @@ def mean_position(max_length: int) -> float:
 
     tokenizer = models.load_tokenizer(DEFAULT_MODEL)
     lengths = [len(e.input_ids) for e in (templates.encode(tokenizer, c, max_length)
-                                          for c in train_throughput.chats(max_length)) if e]
+                                          for c in train_throughput.chats({"dataset": "demo", "max_length": max_length}))
+               if e]
     return sum(n * (n + 1) / 2 for n in lengths) / sum(lengths)
 
 

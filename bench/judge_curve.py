@@ -54,6 +54,7 @@ def main() -> None:
     base = RunConfig().with_overrides([
         f"model.name={json.dumps(str(model))}", f"data.dataset={json.dumps(str(data))}", "data.response_column=answer",
         "data.max_length=64", f"train.max_steps={args.steps}", "train.batch_size=4", "train.eval_every=0",
+        "train.learning_rate=2e-4",
         "train.sample_every=5", "train.save_every=0", "train.observe_budget=1.0", "train.sample_prompts=2",
         "train.sample_max_new_tokens=16"])
     with Katan(work, "--latency-ms", str(args.latency_ms), "--error-rate", str(args.error_rate)) as server:

@@ -2,11 +2,17 @@
 
 Same model, data and hyperparameters, one after another in this run, each in its own spawned
 process so peak memory is its own. Throughput counts real (non-pad) tokens per second of
-optimizer steps, after warm-up steps. Prints each figure and the ratios:
+optimizer steps, after warm-up steps. On two datasets: the demo (short rows of even length) and a
+varied one made from the demo's text (log-normal lengths, 20-1000 tokens, like real instruction
+data: bench/varied_data.py). For each: the studio's default (padding-free packing), the studio with
+padded batches, TRL's SFTTrainer default, TRL with padding_free, and the naive loop. Prints each
+figure and the ratios:
 
-    python bench/train_throughput.py [--model NAME] [--steps 12] [--batch 8] [--max-length 256]
+    python bench/train_throughput.py [--model NAME] [--steps 10] [--batch 8] [--max-length 512]
+                                     [--data demo varied] [--only studio trl ...]
 
-Targets (CPU, embedded model): studio/TRL >= 1.0, studio/naive > 1.0.
+Targets (CPU, embedded model): on the demo studio/TRL >= 1.0 and studio/naive > 1.0; on the varied
+set studio >= 1.5x TRL's default, >= 1.0x TRL's best option, and >= 0.85x the studio on the demo.
 """
 
 from __future__ import annotations
@@ -34,17 +40,38 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def settings(args) -> dict:
+VARIANTS = {  # name -> (trainer, what it changes)
+    "studio": ("studio", {"packing": True}),
+    "studio-padded": ("studio", {"packing": False}),
+    "trl": ("trl", {"padding_free": False}),
+    "trl-padding-free": ("trl", {"padding_free": True}),
+    "naive": ("naive", {}),
+}
+VARIED_ROWS = 600
+
+
+def settings(args, dataset: str) -> dict:
     return {"model": args.model, "steps": args.steps + WARMUP, "batch": args.batch, "max_length": args.max_length,
-            "lr": 2e-4, "r": 16, "alpha": 32, "seed": 0, "quantization": args.quantization}
+            "lr": 2e-4, "r": 16, "alpha": 32, "seed": 0, "quantization": args.quantization, "dataset": dataset}
 
 
-def chats(max_length: int):
-    """The demo's question/Yoda-answer chats."""
+def varied_file(model: str, folder: Path) -> Path:
+    """VARIED_ROWS varied-length question/yoda rows as a .jsonl the studio reads like any dataset."""
+    from bench.varied_data import varied_rows
+    from studio import models
+
+    path = folder / "varied.jsonl"
+    rows = varied_rows(VARIED_ROWS, models.load_tokenizer(model))
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def chats(s: dict):
+    """The dataset's question/Yoda-answer chats."""
     from studio.config import DataConfig
     from studio.data import load_rows, to_messages
 
-    cfg = DataConfig(max_length=max_length)
+    cfg = DataConfig(dataset=s["dataset"], max_length=s["max_length"])
     return [to_messages(row, cfg) for row in load_rows(cfg)]
 
 
@@ -55,6 +82,7 @@ def run_studio(s: dict) -> dict:
 
     cfg = RunConfig().with_overrides([
         f"model.name={json.dumps(s['model'])}", f"model.quantization={json.dumps(s['quantization'])}",
+        f"data.dataset={json.dumps(s['dataset'])}", f"train.packing={json.dumps(s['packing'])}",
         f"data.max_length={s['max_length']}", f"train.max_steps={s['steps']}", f"train.batch_size={s['batch']}",
         f"train.learning_rate={s['lr']}", f"lora.r={s['r']}", f"lora.alpha={s['alpha']}", "lora.dropout=0.0",
         "train.eval_every=0", "train.sample_every=0", "train.save_every=0", "train.warmup_steps=0",
@@ -112,7 +140,7 @@ def run_trl(s: dict) -> dict:
     from studio import models
 
     tokenizer = models.load_tokenizer(s["model"])
-    rows = [{"prompt": c[:-1], "completion": c[-1:]} for c in chats(s["max_length"])]
+    rows = [{"prompt": c[:-1], "completion": c[-1:]} for c in chats(s)]
     timer = StepTimer()
 
     class Timing(TrainerCallback):
@@ -125,7 +153,8 @@ def run_trl(s: dict) -> dict:
     config = SFTConfig(output_dir=tempfile.mkdtemp(), max_steps=s["steps"], per_device_train_batch_size=s["batch"],
                        learning_rate=s["lr"], lr_scheduler_type="cosine", warmup_steps=0, max_length=s["max_length"],
                        logging_steps=1, save_strategy="no", report_to="none", seed=s["seed"], disable_tqdm=True,
-                       dataloader_num_workers=0, use_cpu=not _cuda(), bf16=_cuda(), completion_only_loss=True)
+                       dataloader_num_workers=0, use_cpu=not _cuda(), bf16=_cuda(), completion_only_loss=True,
+                       padding_free=s["padding_free"])
     trainer = SFTTrainer(model=_lora_model(s), args=config, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=[Timing()])
     trainer.remove_callback(PrinterCallback)
@@ -148,7 +177,7 @@ def run_naive(s: dict) -> dict:
     from studio import models, templates
 
     tokenizer = models.load_tokenizer(s["model"])
-    encoded = [e for e in (templates.encode(tokenizer, c, s["max_length"]) for c in chats(s["max_length"])) if e]
+    encoded = [e for e in (templates.encode(tokenizer, c, s["max_length"]) for c in chats(s)) if e]
     model = _lora_model(s)
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=s["lr"])
@@ -193,7 +222,8 @@ def quiet() -> None:
 
 def _child(name: str, s: dict, queue) -> None:
     quiet()
-    result = {"studio": run_studio, "trl": run_trl, "naive": run_naive}[name](s)
+    trainer, changes = VARIANTS[name]
+    result = {"studio": run_studio, "trl": run_trl, "naive": run_naive}[trainer]({**s, **changes})
     result["peak_mb"] = peak_memory_mb()
     queue.put(result)
 
@@ -213,23 +243,37 @@ def main() -> None:
     parser.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after warm-up)")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--quantization", default="none", help="none | 4bit (CUDA only)")
-    parser.add_argument("--only", nargs="*", default=["studio", "trl", "naive"])
+    parser.add_argument("--data", nargs="*", default=["demo", "varied"], choices=["demo", "varied"])
+    parser.add_argument("--only", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
-    s = settings(args)
-    results = {}
-    for name in args.only:
-        results[name] = measure(name, s)
-        r = results[name]
-        print(f"{name:7s} {r['tokens_per_s']:9.1f} tok/s   peak {r['peak_mb']:8.0f} MB   last loss {r['loss']:.3f}",
-              flush=True)
-    if "studio" in results:
-        for other in ("trl", "naive"):
-            if other in results:
-                speed = results["studio"]["tokens_per_s"] / results[other]["tokens_per_s"]
-                memory = results["studio"]["peak_mb"] / results[other]["peak_mb"]
-                print(f"studio/{other}: throughput x{speed:.2f}, peak memory x{memory:.2f}")
+    speed: dict[tuple[str, str], float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for data in args.data:
+            s = settings(args, "demo" if data == "demo" else str(varied_file(args.model, Path(tmp))))
+            print(f"-- {data}", flush=True)
+            results = {}
+            for name in args.only:
+                results[name] = r = measure(name, s)
+                speed[data, name] = r["tokens_per_s"]
+                print(f"{name:17s} {r['tokens_per_s']:9.1f} tok/s   peak {r['peak_mb']:8.0f} MB   last loss "
+                      f"{r['loss']:.3f}", flush=True)
+            if "studio" in results:
+                for other in (n for n in results if n != "studio"):
+                    print(f"studio/{other}: throughput x{results['studio']['tokens_per_s'] / results[other]['tokens_per_s']:.2f}, "
+                          f"peak memory x{results['studio']['peak_mb'] / results[other]['peak_mb']:.2f}")
+    if ("varied", "studio") in speed:
+        goals = [("TRL default", "trl", 1.5), ("TRL's best option", None, 1.0)]
+        for label, other, goal in goals:
+            others = [speed["varied", n] for n in ("trl", "trl-padding-free") if ("varied", n) in speed]
+            base = speed.get(("varied", other)) if other else (max(others) if others else None)
+            if base:
+                ratio = speed["varied", "studio"] / base
+                print(f"varied: studio / {label} x{ratio:.2f} (goal >= {goal}: {'met' if ratio >= goal else 'NOT met'})")
+        if ("demo", "studio") in speed:
+            ratio = speed["varied", "studio"] / speed["demo", "studio"]
+            print(f"varied / demo (studio): x{ratio:.2f} (goal >= 0.85: {'met' if ratio >= 0.85 else 'NOT met'})")
 
 
 if __name__ == "__main__":

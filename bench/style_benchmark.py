@@ -1,0 +1,147 @@
+"""Do the studio's defaults beat the loop people write first? (issue 12)
+
+On the demo's style-transfer split (the studio's own seeded split: train rows and held-out rows never
+mixed), the same model and the same step budget, one after another in this run:
+
+  loop    a plain peft loop: LoRA r16/alpha32/dropout 0.05 on all linear layers, AdamW lr 5e-4 constant,
+          batch 4, rows padded per batch, max length 256
+  studio  `studio train` with its defaults (learning rate "auto", its schedule, batch, packing), evals and
+          samples off
+
+Each is scored by how much it lowers the loss of the held-out Yoda answers and of the held-out Yoda
+paragraph (relative to the base model, the same for both), over several seeds. Prints a table and
+the ratio of the mean reductions, studio / loop (> 1: the defaults win):
+
+    python bench/style_benchmark.py [--steps 60] [--seeds 2] [--model NAME]
+                                    [--variant train.scheduler=constant_with_warmup ...]
+
+Each --variant adds a row: the studio defaults with that one setting changed (how the default
+schedule and warm-up were chosen: measured here, not by habit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.train_throughput import quiet
+
+LOOP = {"r": 16, "alpha": 32, "dropout": 0.05, "lr": 5e-4, "batch": 4, "max_length": 256}
+
+
+def held_out(model_name: str, max_length: int):
+    """The tokenizer, the prepared demo (its split is the studio's) and the two held-out measures."""
+    import transformers
+
+    from studio import heldout, models
+    from studio.config import DataConfig
+    from studio.data import prepare
+
+    tokenizer = models.load_tokenizer(model_name)
+    data = prepare(DataConfig(max_length=max_length), tokenizer, cache=False)
+    collate = transformers.DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+    rows = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in data.eval]
+    batches = [collate(rows[i:i + 8]) for i in range(0, len(rows), 8)]
+    style = heldout.style_batch(tokenizer, data.style_text, max_length)
+    return tokenizer, data, batches, style
+
+
+def measure(model, batches, style) -> dict[str, float]:
+    from studio.heldout import mean_token_loss
+
+    return {"answers": mean_token_loss(model, batches), "paragraph": mean_token_loss(model, [style])}
+
+
+def train_loop(model_name: str, data, tokenizer, steps: int, seed: int):
+    """The plain peft loop of the docstring, on the studio's train rows (same masks: only answers count)."""
+    import peft
+    import torch
+    import transformers
+
+    from studio import models
+    from studio.config import ModelConfig
+
+    torch.manual_seed(seed)
+    model = models.load_model(ModelConfig(name=model_name))
+    model = peft.get_peft_model(model, peft.LoraConfig(r=LOOP["r"], lora_alpha=LOOP["alpha"], lora_dropout=LOOP["dropout"],
+                                                       target_modules="all-linear", task_type="CAUSAL_LM"))
+    collate = transformers.DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+    rows = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in data.train]
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LOOP["lr"])
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(steps):
+        picked = torch.randint(len(rows), (LOOP["batch"],), generator=generator).tolist()
+        loss = model(**collate([rows[i] for i in picked])).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model
+
+
+def train_studio(model_name: str, steps: int, seed: int, changes: list[str]):
+    from studio.config import RunConfig
+    from studio.events import read_events
+    from studio.train import TrainingRun
+
+    cfg = RunConfig().with_overrides([f"model.name={json.dumps(model_name)}", f"train.max_steps={steps}",
+                                      f"train.seed={seed}", f"data.max_length={LOOP['max_length']}",
+                                      "train.eval_every=0", "train.sample_every=0", "train.save_every=0", *changes])
+    with tempfile.TemporaryDirectory() as tmp:
+        run = TrainingRun(cfg, Path(tmp) / "run")
+        run.start()
+        run.join()
+        if run.state != "finished":
+            raise RuntimeError(run.error)
+        chosen = [e["chosen"] for e in read_events(run.paths.events) if e["type"] == "lr_range"]
+        return run.hf.model, chosen[0] if chosen else cfg.train.learning_rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
+                        help="also run the studio defaults with this setting changed (repeatable)")
+    args = parser.parse_args()
+    quiet()
+    from studio import models
+    from studio.config import ModelConfig
+
+    tokenizer, data, batches, style = held_out(args.model, LOOP["max_length"])
+    base = measure(models.load_model(ModelConfig(name=args.model)), batches, style)
+    print(f"held out: {len(data.eval)} answers and the style paragraph; {len(data.train)} train rows; "
+          f"base model: answers {base['answers']:.4f}, paragraph {base['paragraph']:.4f}")
+    names = ["loop", "studio", *args.variant]
+    reductions: dict[str, dict[str, list[float]]] = {name: {} for name in names}
+    for seed in range(args.seeds):
+        for name in names:
+            if name == "loop":
+                model, note = train_loop(args.model, data, tokenizer, args.steps, seed), f"lr {LOOP['lr']:g}"
+            else:
+                model, lr = train_studio(args.model, args.steps, seed, [] if name == "studio" else [name])
+                note = f"lr {lr:.1e}"
+            after = measure(model, batches, style)
+            for key in ("answers", "paragraph"):
+                reductions[name].setdefault(key, []).append(1 - after[key] / base[key])
+            print(f"seed {seed} {name} ({note}): answers {after['answers']:.4f} "
+                  f"(-{reductions[name]['answers'][-1]:.1%}), paragraph {after['paragraph']:.4f} "
+                  f"(-{reductions[name]['paragraph'][-1]:.1%})", flush=True)
+    print()
+    for key in ("answers", "paragraph"):
+        loop = statistics.mean(reductions["loop"][key])
+        for name in names[1:]:
+            ours = statistics.mean(reductions[name][key])
+            print(f"held-out {key}: loss lowered by {ours:.1%} ({name}) vs {loop:.1%} (loop); ratio "
+                  f"{ours / loop if loop else float('nan'):.2f} ({'the studio wins' if ours > loop else 'the loop wins'})")
+
+
+if __name__ == "__main__":
+    main()
