@@ -25,12 +25,11 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.train_throughput import quiet
+from bench.train_throughput import quiet, trained
 
 LOOP = {"r": 16, "alpha": 32, "dropout": 0.05, "lr": 5e-4, "batch": 4, "max_length": 256}
 
@@ -88,17 +87,11 @@ def train_loop(model_name: str, data, tokenizer, steps: int, seed: int):
 def train_studio(model_name: str, steps: int, seed: int, changes: list[str]):
     from studio.config import RunConfig
     from studio.events import read_events
-    from studio.train import TrainingRun
 
     cfg = RunConfig().with_overrides([f"model.name={json.dumps(model_name)}", f"train.max_steps={steps}",
                                       f"train.seed={seed}", f"data.max_length={LOOP['max_length']}",
                                       "train.eval_every=0", "train.sample_every=0", "train.save_every=0", *changes])
-    with tempfile.TemporaryDirectory() as tmp:
-        run = TrainingRun(cfg, Path(tmp) / "run")
-        run.start()
-        run.join()
-        if run.state != "finished":
-            raise RuntimeError(run.error)
+    with trained(cfg) as run:
         chosen = [e["chosen"] for e in read_events(run.paths.events) if e["type"] == "lr_range"]
         return run.hf.model, chosen[0] if chosen else cfg.train.learning_rate
 

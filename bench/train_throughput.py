@@ -18,6 +18,7 @@ set studio >= 1.5x TRL's default, >= 1.0x TRL's best option, and >= 0.85x the st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -75,10 +76,23 @@ def chats(s: dict):
     return [to_messages(row, cfg) for row in load_rows(cfg)]
 
 
+@contextlib.contextmanager
+def trained(cfg):
+    """The run of `cfg` trained to the end in a folder that is gone afterwards; RuntimeError when it fails."""
+    from studio.train import TrainingRun
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = TrainingRun(cfg, Path(tmp) / "run")
+        run.start()
+        run.join()
+        if run.state != "finished":
+            raise RuntimeError(run.error)
+        yield run
+
+
 def run_studio(s: dict) -> dict:
     from studio.config import RunConfig
     from studio.events import read_events
-    from studio.train import TrainingRun
 
     cfg = RunConfig().with_overrides([
         f"model.name={json.dumps(s['model'])}", f"model.quantization={json.dumps(s['quantization'])}",
@@ -87,12 +101,7 @@ def run_studio(s: dict) -> dict:
         f"train.learning_rate={s['lr']}", f"lora.r={s['r']}", f"lora.alpha={s['alpha']}", "lora.dropout=0.0",
         "train.eval_every=0", "train.sample_every=0", "train.save_every=0", "train.warmup_steps=0",
         f"train.seed={s['seed']}"])
-    with tempfile.TemporaryDirectory() as tmp:
-        run = TrainingRun(cfg, Path(tmp) / "run")
-        run.start()
-        run.join()
-        if run.state != "finished":
-            raise RuntimeError(run.error)
+    with trained(cfg) as run:
         steps = [e for e in read_events(run.paths.events) if e["type"] == "step"][WARMUP:]
     seconds = sum(e["step_time_s"] for e in steps)
     tokens = sum(e["tokens_per_s"] * e["step_time_s"] for e in steps)
