@@ -39,7 +39,7 @@ class CompareScreen(ReportsWorkerErrors, ModalScreen[None]):
         Binding("escape", "dismiss(None)", "Close"),
         Binding("x", "toggle_x", "Step/tokens"),
         Binding("v", "next_view", "Curves"),
-        Binding("e", "export", "Export PNG", tooltip="Write the curves (PNG) beside the runs' folders"),
+        Binding("e", "export", "Export PNG", tooltip="Write the curves (PNG) to studio-exports/"),
         Binding("r", "reload", "Reload"),
         Binding("left_square_bracket", "step(-1)", "Earlier step", show=False),
         Binding("right_square_bracket", "step(1)", "Later step", show=False),
@@ -251,9 +251,9 @@ class CompareScreen(ReportsWorkerErrors, ModalScreen[None]):
         if not self.runs:
             self.notify("nothing to export yet: the runs are still being read", severity="warning")
             return
-        parents = {run.path.resolve().parent for run in self.runs}
-        folder = parents.pop() if len(parents) == 1 else Path("studio-exports").resolve()
-        self._export(list(self.runs), folder / f"compare-{self.x}-{time.strftime('%Y%m%d-%H%M%S')}.png", self.x)
+        # Where `studio compare` writes it: the runs' folder stays a folder of runs.
+        out = Path("studio-exports").resolve() / f"compare-{self.x}-{time.strftime('%Y%m%d-%H%M%S')}.png"
+        self._export(list(self.runs), out, self.x)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare-export",
           description="writing the compared curves (PNG)")

@@ -108,6 +108,21 @@ async def test_marked_runs_compare_with_their_curves_figures_config_and_answers(
         assert str(runs_list.query_one("#runs-table").get_row_at(0)[0]) == "✓"
 
 
+async def test_e_exports_the_curves_as_shown(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    paths = three_runs(tmp_path / "runs")
+    app = StudioApp()
+    toasts = record_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(CompareScreen(paths[:2]))
+        await wait_for(pilot, lambda: app.screen.runs, what="the runs")
+        await pilot.press("x", "e")
+        await wait_for(pilot, lambda: list((tmp_path / "studio-exports").glob("compare-tokens-*.png")), what="the PNG")
+        png = next((tmp_path / "studio-exports").glob("compare-tokens-*.png"))
+        await wait_for(pilot, lambda: any(str(png) in text for text in toasts), what="the toast")
+        assert png.stat().st_size > 10_000
+
+
 async def test_compare_asks_for_two_marked_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_RUNS", str(tmp_path))
     three_runs(tmp_path)
