@@ -25,7 +25,7 @@ from textual.widgets import Footer, Static
 from screens.widgets.compare_chart import MARKS, CompareChart, legend
 from screens.widgets.samples_view import MODES
 from screens.workers import ReportsWorkerErrors, WorkerFailed
-from studio.compare import RunRecord, config_differences, run_colour, table_rows
+from studio.compare import RunRecord, config_differences, load_run, run_colour, table_rows
 
 LOAD_GROUP = "compare-load"
 X_AXES = {"step": "step", "tokens": "tokens seen"}
@@ -102,8 +102,6 @@ class CompareScreen(ReportsWorkerErrors, ModalScreen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group=LOAD_GROUP, description="reading the runs to compare")
     def _load(self) -> None:
-        from studio.compare import load_run
-
         self.post_message(self.Loaded([load_run(path) for path in self.run_dirs]))
 
     def on_compare_screen_loaded(self, message: Loaded) -> None:

@@ -123,6 +123,17 @@ async def test_e_exports_the_curves_as_shown(tmp_path, monkeypatch):
         assert png.stat().st_size > 10_000
 
 
+async def test_a_run_folder_gone_says_so_in_place_of_the_chart(tmp_path):
+    kept = write_run(tmp_path / "kept", steps=3, final="finished")
+    app = StudioApp()
+    toasts = record_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(CompareScreen([kept, tmp_path / "deleted"]))
+        await wait_for(pilot, lambda: toasts, what="the error")
+        assert "not a run directory" in toasts[0]
+        assert app.screen.query_one(CompareChart).placeholder.startswith("cannot compare:")
+
+
 async def test_compare_asks_for_two_marked_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_RUNS", str(tmp_path))
     three_runs(tmp_path)
