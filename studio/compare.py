@@ -20,6 +20,9 @@ from studio.runs import RunPaths, load_config, summarize
 
 CURVES = ("train", "held-out", "style", "judge")
 Point = tuple[float, float]  # (x, value)
+# One colour per run, the same in the PNG and in the app: Okabe and Ito's palette, told apart with
+# colour-blindness and legible on a white figure and on a dark terminal alike.
+RUN_COLOURS = ("#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#0072B2", "#F0E442", "#999999")
 
 
 @dataclass
@@ -42,10 +45,10 @@ class RunRecord:
             return points
         return [(self.tokens.get(int(step), 0.0), value) for step, value in points]
 
-    def sample(self, step: int, index: int, mode: str = "greedy") -> str | None:
-        """The answer to sampled prompt `index` at `step` (the last sample at or before it)."""
+    def sample(self, step: int, index: int, mode: str = "greedy") -> Event | None:
+        """The `sample` event of prompt `index` shown at `step`: the last one at or before it."""
         found = [e for e in self.samples if e.get("index") == index and e.get("mode") == mode and e["step"] <= step]
-        return found[-1]["response"] if found else None
+        return found[-1] if found else None
 
 
 def load_run(run_dir: Path) -> RunRecord:
@@ -144,6 +147,11 @@ def _cell(value: float | None) -> str:
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3f}"
 
 
+def run_colour(index: int) -> str:
+    """The colour of the `index`-th run compared (as a hex string)."""
+    return RUN_COLOURS[index % len(RUN_COLOURS)]
+
+
 def plot_curves(runs: list[RunRecord], out: Path, x: str = "step") -> Path:
     """One panel per curve any run has, each run one colour throughout; written as a PNG."""
     import matplotlib
@@ -153,14 +161,13 @@ def plot_curves(runs: list[RunRecord], out: Path, x: str = "step") -> Path:
 
     names = [name for name in CURVES if any(run.steps.get(name) for run in runs)]
     fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.5 * max(len(names), 1), 3.6), squeeze=False)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, name in zip(axes[0], names):
         for i, run in enumerate(runs):
             points = run.curve(name, x)
             if points:
                 xs, ys = zip(*points)
                 ax.plot(xs, ys, marker="o" if len(points) < 12 else None, markersize=3,
-                        color=colours[i % len(colours)], label=run.name)
+                        color=run_colour(i), label=run.name)
         ax.set_title(name)
         ax.set_xlabel("tokens seen" if x == "tokens" else "step")
         ax.grid(alpha=0.3)

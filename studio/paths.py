@@ -8,13 +8,13 @@ from pathlib import Path
 
 
 def _assets() -> Path:
-    """The studio's data files: the `studio.assets` package of an install (a wheel carries assets/
-    inside the package, an editable install maps it to the checkout's), or assets/ at the top of a
-    checkout run in place (PYTHONPATH=.)."""
-    try:
-        return Path(str(resources.files("studio.assets")))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "assets"
+    """The studio's data files: assets/ at the top of the checkout the code runs from (in place with
+    PYTHONPATH=., or a git worktree: its own files, not those of the checkout the editable install maps),
+    else the `studio.assets` package of an install (a wheel carries assets/ inside the package)."""
+    checkout = Path(__file__).resolve().parent.parent / "assets"
+    if (checkout / "studio.tcss").exists():
+        return checkout
+    return Path(str(resources.files("studio.assets")))
 
 
 ASSETS = _assets()

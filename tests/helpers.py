@@ -12,7 +12,7 @@ import pytest
 from textual.widgets import Static
 
 from studio.config import RunConfig
-from studio.events import EventBus, JsonlWriter
+from studio.events import JsonlWriter, make_event
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN_TEMPLATE = "{% for m in messages %}\n{{ m.content }\n{% endfor %}"  # line 2 never closes its tag
@@ -76,28 +76,48 @@ def tiny_config(model_dir: Path, data: Path | None = None, max_length: int = 64,
     return RunConfig().with_overrides(overrides + [f"train.{key}={json.dumps(value)}" for key, value in train.items()])
 
 
-def write_run(run_dir: Path, *, steps: int, final: str | None, max_steps: int = 6) -> Path:
-    """A run directory as the trainer leaves it: config.toml and events.jsonl (written with the engine's writer)."""
+def write_run(run_dir: Path, *, steps: int, final: str | None, max_steps: int = 6, slope: float = 0.2,
+              overrides: tuple[str, ...] = (), judged: bool = False) -> Path:
+    """A run directory as the trainer leaves it: config.toml and events.jsonl (written with the engine's writer).
+
+    Losses fall by `slope` a step (held-out and style by half that), one step a second at 1000 tokens/s,
+    an eval and two greedy answers every 3 steps; `overrides` (key=value) change its config. `judged` adds
+    sampled answers, a `judge` event (score 4 + step, out of 10) at each eval, and RUN/eval/scores.jsonl.
+    """
     run_dir.mkdir(parents=True)
-    RunConfig().with_overrides([f"train.max_steps={max_steps}"]).save(run_dir / "config.toml")
-    bus, writer = EventBus(), JsonlWriter(run_dir / "events.jsonl")
-    bus.subscribe(writer)
-    bus.emit("status", 0, state="loading", reason="loading")
-    bus.emit("eval", 0, eval_loss=3.0, perplexity=20.0, style_loss=3.5)
-    for index in range(2):
-        bus.emit("sample", 0, prompt=f"question {index}", response=f"base answer {index}", mode="greedy", index=index)
-    bus.emit("status", 0, state="running", reason="started")
-    for step in range(1, steps + 1):
-        bus.emit("step", step, loss=3.0 - step * 0.2, lr=1e-4, grad_norm=1.0 + step, tokens_per_s=1000.0,
-                 memory_mb=500.0, epoch=0.1 * step, step_time_s=0.1, eta_s=1.0)
-        if step % 3 == 0:
-            bus.emit("eval", step, eval_loss=3.0 - step * 0.1, perplexity=10.0, style_loss=3.5 - step * 0.1)
+    RunConfig().with_overrides([f"train.max_steps={max_steps}", *overrides]).save(run_dir / "config.toml")
+    writer = JsonlWriter(run_dir / "events.jsonl")
+    start = 1_700_000_000.0  # a fixed clock: the wall time a comparison shows is the same on every machine
+
+    def emit(type: str, step: int, **values) -> None:
+        writer({**make_event(type, step, **values), "time": start + step})
+
+    def observe(step: int, **evaluation) -> None:
+        emit("eval", step, **evaluation)
+        for mode in ("greedy", "sampled") if judged else ("greedy",):
             for index in range(2):
-                bus.emit("sample", step, prompt=f"question {index}", response=f"answer {index} at {step}",
-                         mode="greedy", index=index)
+                answer = f"answer {index} at {step}" if step else f"base answer {index}"
+                emit("sample", step, prompt=f"question {index}", response=answer if mode == "greedy" else
+                     f"{answer} ({mode})", mode=mode, index=index)
+        if judged:
+            emit("judge", step, prompt="yoda", mean=4.0 + step, std=1.0, scored=4, failed=0, skipped=0, note="")
+
+    emit("status", 0, state="loading", reason="loading")
+    observe(0, eval_loss=3.0, perplexity=20.0, style_loss=3.5)
+    emit("status", 0, state="running", reason="started")
+    for step in range(1, steps + 1):
+        emit("step", step, loss=3.0 - step * slope, lr=1e-4, grad_norm=1.0 + step, tokens_per_s=1000.0,
+             memory_mb=500.0, epoch=0.1 * step, step_time_s=1.0, eta_s=1.0)
+        if step % 3 == 0:
+            observe(step, eval_loss=3.0 - step * slope / 2, perplexity=10.0, style_loss=3.5 - step * slope / 2)
     if final:
-        bus.emit("status", steps, state=final, reason=final)
+        emit("status", steps, state=final, reason=final)
     writer.close()
+    if judged:
+        rows = [{"prompt": "yoda", "group": group, "score": score}
+                for group, scores in (("base", [2, 3, 4]), ("generated", [5, 6, 7])) for score in scores]
+        (run_dir / "eval").mkdir()
+        (run_dir / "eval" / "scores.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     return run_dir
 
 

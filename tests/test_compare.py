@@ -41,7 +41,8 @@ def test_the_table_holds_each_runs_last_figures(tmp_path):
     assert table["fast"]["tokens/s"] == "125"  # the median of 50, 100, 150, 200
     assert [x for x, _ in runs[2].curve("train")] == [1, 2, 3, 4]
     assert runs[2].curve("train", x="tokens")[-1][0] == 500.0  # 50 + 100 + 150 + 200 tokens seen
-    assert runs[1].sample(step=3, index=0) == "answer at 3" and runs[1].sample(step=2, index=0) == "answer at 0"
+    assert runs[1].sample(step=3, index=0)["response"] == "answer at 3"
+    assert runs[1].sample(step=2, index=0)["response"] == "answer at 0" and runs[1].sample(step=2, index=1) is None
 
 
 def test_config_differences_name_exactly_the_changed_keys(tmp_path):

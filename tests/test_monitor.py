@@ -237,7 +237,7 @@ async def test_the_runs_list_shows_runs_and_opens_one(tmp_path, monkeypatch):
         table = app.screen.query_one("#runs-table")
         await wait_for(pilot, lambda: table.row_count == 2, what="the runs")
         columns = [str(column.label) for column in table.columns.values()]
-        rows = {table.get_row_at(i)[0]: dict(zip(columns, table.get_row_at(i))) for i in range(2)}
+        rows = {row["name"]: row for row in (dict(zip(columns, table.get_row_at(i))) for i in range(2))}
         assert rows["done"]["steps"] == "6/6" and rows["done"]["status"] == "finished"
         assert rows["dead"]["status"] == "killed"
 
