@@ -121,5 +121,13 @@ def write_run(run_dir: Path, *, steps: int, final: str | None, max_steps: int = 
     return run_dir
 
 
+def append_events(run_dir: Path, *events: tuple[str, int, dict]) -> None:
+    """(type, step, fields) events added to a run's record, as the trainer appends them."""
+    writer = JsonlWriter(run_dir / "events.jsonl")
+    for type, step, fields in events:
+        writer(make_event(type, step, **fields))
+    writer.close()
+
+
 # Every pane's SVG snapshots are taken at the smallest terminal the studio supports and at a roomy one.
 at_both_sizes = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from helpers import at_both_sizes, wait_for, write_run
+from helpers import append_events, at_both_sizes, wait_for, write_run
 
 from screens.app import StudioApp
 from screens.monitor import MonitorPane
@@ -66,17 +66,12 @@ def test_runs_list(snap_compare, tmp_path, monkeypatch, size):
 
 @at_both_sizes
 def test_range_test_curve(snap_compare, tmp_path, size):
-    from studio.events import EventBus, JsonlWriter
-
     run_dir = write_run(tmp_path / "auto-run", steps=6, final=None)
-    bus, writer = EventBus(), JsonlWriter(run_dir / "events.jsonl")
-    bus.subscribe(writer)
     rates = [1e-6 * 10 ** (i / 5) for i in range(26)]
     losses = [3.0 - 0.06 * i if i < 20 else 1.8 + 0.9 * (i - 20) for i in range(26)]
-    bus.emit("lr_range", 0, chosen=rates[19] / 10, rule="minimum/10", minimum_tenth=rates[19] / 10, steepest=rates[12],
-             rates=rates, losses=losses)
-    bus.emit("status", 6, state="finished", reason="finished")
-    writer.close()
+    append_events(run_dir, ("lr_range", 0, dict(chosen=rates[19] / 10, rule="minimum/10", minimum_tenth=rates[19] / 10,
+                                                steepest=rates[12], rates=rates, losses=losses)),
+                  ("status", 6, dict(state="finished", reason="finished")))
 
     async def opened(pilot):
         monitor = pilot.app.query_one(MonitorPane)

@@ -6,7 +6,7 @@ import json
 import os
 import socket
 
-from helpers import record_notifications, tiny_config, wait_for, write_run
+from helpers import append_events, record_notifications, tiny_config, wait_for, write_run
 
 from screens.app import StudioApp
 from screens.config_form import ConfigForm
@@ -293,15 +293,11 @@ def test_the_gpus_field_shows_where_several_gpus_are_visible(monkeypatch):
 
 
 async def test_the_judge_curve_is_drawn_on_its_own_axis_with_its_failures(tmp_path):
-    from studio.events import EventBus, JsonlWriter
-
     run_dir = write_run(tmp_path / "judged", steps=6, final=None)
-    bus, writer = EventBus(), JsonlWriter(run_dir / "events.jsonl")
-    bus.subscribe(writer)
-    bus.emit("judge", 3, prompt="yoda", mean=6.5, std=1.0, scored=3, failed=1, skipped=0, note="")
-    bus.emit("judge", 6, prompt="yoda", mean=7.25, std=0.5, scored=4, failed=0, skipped=0, note="")
-    bus.emit("status", 6, state="finished", reason="finished")
-    writer.close()
+    append_events(run_dir,
+                  ("judge", 3, dict(prompt="yoda", mean=6.5, std=1.0, scored=3, failed=1, skipped=0, note="")),
+                  ("judge", 6, dict(prompt="yoda", mean=7.25, std=0.5, scored=4, failed=0, skipped=0, note="")),
+                  ("status", 6, dict(state="finished", reason="finished")))
     app = StudioApp(watch=run_dir)
     async with app.run_test(size=SIZE) as pilot:
         monitor = app.query_one(MonitorPane)
@@ -323,15 +319,10 @@ def test_data_preparation_shows_as_a_bar_with_its_rate():
 
 async def test_a_rate_chosen_by_range_test_is_shown_and_l_opens_its_curve(tmp_path):
     from screens.widgets.range_test import RangeTestChart, RangeTestScreen
-    from studio.events import EventBus, JsonlWriter
-
     run_dir = write_run(tmp_path / "auto", steps=6, final=None)
-    bus, writer = EventBus(), JsonlWriter(run_dir / "events.jsonl")
-    bus.subscribe(writer)
-    bus.emit("lr_range", 0, chosen=6.3e-4, rule="minimum/10", minimum_tenth=6.3e-4, steepest=2e-3,
-             rates=[1e-6, 1e-4, 1e-2, 1e-1], losses=[3.0, 2.8, 2.0, 9.0])
-    bus.emit("status", 6, state="finished", reason="finished")
-    writer.close()
+    append_events(run_dir, ("lr_range", 0, dict(chosen=6.3e-4, rule="minimum/10", minimum_tenth=6.3e-4, steepest=2e-3,
+                                                rates=[1e-6, 1e-4, 1e-2, 1e-1], losses=[3.0, 2.8, 2.0, 9.0])),
+                  ("status", 6, dict(state="finished", reason="finished")))
     app = StudioApp(watch=run_dir)
     async with app.run_test(size=SIZE) as pilot:
         monitor = app.query_one(MonitorPane)
