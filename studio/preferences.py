@@ -119,9 +119,9 @@ def _check_columns(rows: list[Row], cfg: DataConfig) -> None:
     missing = {key: column for key, column in wanted.items() if column and column not in present}
     if rows and missing:
         names = " or ".join(f"{column!r} (data.{key})" for key, column in missing.items())
-        fixes = " ".join(f"--set data.{key}=NAME" for key in missing)
+        fixes = " ".join(f"--set data.{key}={data._guess(key, present)}" for key in missing)
         raise DataError(f"{cfg.dataset}: no row has {names}; its columns are: {', '.join(present)}. "
-                        f"Name yours: {fixes}")
+                        f"Name yours, e.g. {fixes}")
 
 
 def to_pair(row: Row, cfg: DataConfig) -> Pair:
