@@ -14,8 +14,8 @@ import dataclasses
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from studio import data

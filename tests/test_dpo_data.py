@@ -18,7 +18,7 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 
 def test_the_demo_gives_yoda_over_plain_pairs(smol_tokenizer):
-    rows, pairs, report = load_pairs(DataConfig(dataset="demo"))
+    rows, pairs, _ = load_pairs(DataConfig(dataset="demo"))
     assert len(pairs) == len(rows) == 256
     first = json.loads(Path("assets/demo/yoda.jsonl").read_text().splitlines()[0])
     assert pairs[0].prompt == [{"role": "user", "content": first["question"]}]
