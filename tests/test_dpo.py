@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,30 @@ def test_a_stopped_dpo_run_resumes_to_the_same_losses(tiny_model_dir, pairs_file
     for step, event in got.items():
         for key in ("loss", "reward_margin", "reward_accuracy"):
             assert event[key] == pytest.approx(expected[step][key], rel=1e-5, abs=1e-6), f"step {step} {key}"
+
+
+def test_a_dpo_run_obeys_the_controls_and_is_listed(tiny_model_dir, pairs_file, tmp_path):
+    from studio import checkpoints
+    from studio.runs import list_runs, send_command
+
+    cfg = dpo_config(tiny_model_dir, pairs_file, max_steps=500)
+    run = TrainingRun(cfg, tmp_path / "runs" / "dpo")
+    run.start()
+    deadline = time.time() + 120
+    while run.step < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    send_command(run.paths.root, "pause")  # as `studio control RUN pause` from another terminal
+    while run.state != "paused" and time.time() < deadline:
+        time.sleep(0.05)
+    assert run.state == "paused"
+    run.checkpoint_now()
+    run.stop()
+    assert run.join(120) and run.state == "stopped", run.error
+    last = checkpoints.latest_valid(run.paths.checkpoints)
+    assert last is not None and last[1]["step"] == run.step  # atomic, manifest-checked
+    assert (run.paths.adapter / "adapter_model.safetensors").exists()
+    [listed] = list_runs(tmp_path / "runs")
+    assert (listed.name, listed.status, listed.step) == ("dpo", "stopped", run.step)
 
 
 def test_dpo_continues_an_sft_adapter_which_is_its_reference(tiny_model_dir, pairs_file, tmp_path):
