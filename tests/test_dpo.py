@@ -121,6 +121,32 @@ def test_a_dpo_run_obeys_the_controls_and_is_listed(tiny_model_dir, pairs_file, 
     assert (listed.name, listed.status, listed.step) == ("dpo", "stopped", run.step)
 
 
+def test_non_finite_dpo_steps_are_skipped_then_the_run_pauses(tiny_model_dir, pairs_file, tmp_path):
+    cfg = dpo_config(tiny_model_dir, pairs_file, max_steps=200, nan_pause_after=2)
+    run = TrainingRun(cfg, tmp_path / "run")
+    poisoned: dict[str, torch.Tensor] = {}
+
+    def poison(event):  # after step 1, every forward pass returns NaN
+        if event["type"] == "step" and event["step"] == 1 and not poisoned:
+            model = run.hf.model
+            poisoned.update({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
+            model.get_input_embeddings().register_forward_hook(lambda m, i, out: out * float("nan"))
+
+    run.bus.subscribe(poison)
+    run.start()
+    deadline = time.time() + 120
+    while run.state != "paused" and time.time() < deadline:
+        time.sleep(0.05)
+    errors = events_of(run.paths.root, "error")
+    assert len(errors) == 2 and all("skipped" in e["message"] for e in errors)
+    assert "non-finite" in events_of(run.paths.root, "status")[-1]["reason"]
+    for name, p in run.hf.model.named_parameters():
+        if p.requires_grad:
+            assert torch.equal(p.detach(), poisoned[name]), f"{name} changed on a skipped step"
+    run.stop()
+    assert run.join(120)
+
+
 def test_dpo_continues_an_sft_adapter_which_is_its_reference(tiny_model_dir, pairs_file, tmp_path):
     sft = tiny_config(tiny_model_dir, pairs_file, max_steps=3, eval_every=0, sample_every=0, save_every=0)
     sft = sft.with_overrides(["data.prompt_column=\"question\"", "data.response_column=\"good\""])
