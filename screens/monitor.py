@@ -82,7 +82,7 @@ class RunHistory:
         if kind == "setup":
             processes = int(event.get("processes") or 1)
             s.setup = " ".join(str(part) for part in (
-                event.get("device"), event.get("precision"),
+                "DPO" if event.get("method") == "dpo" else "", event.get("device"), event.get("precision"),
                 event.get("quantization") if event.get("quantization") not in (None, "none") else "",
                 f"x{processes} processes" if processes > 1 else "") if part)
             return {"status"}

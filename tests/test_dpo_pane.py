@@ -16,6 +16,8 @@ SIZE = (120, 40)
 def add_dpo_steps(run_dir, steps: int) -> None:
     bus, writer = EventBus(), JsonlWriter(run_dir / "events.jsonl")
     bus.subscribe(writer)
+    bus.emit("setup", steps, method="dpo", device="cpu", dtype="float32", precision="fp32", quantization="none",
+             processes=1, trainable_params=10, total_params=100)
     for step in range(steps + 1, 2 * steps + 1):
         bus.emit("step", step, loss=0.7 - 0.05 * step, lr=1e-4, grad_norm=1.0, tokens_per_s=100.0, memory_mb=1.0,
                  reward_chosen=0.1 * step, reward_rejected=-0.05 * step, reward_margin=0.15 * step,
@@ -44,6 +46,7 @@ async def test_a_dpo_run_shows_its_rewards_and_an_sft_run_does_not(tmp_path):
         labels = [str(label.render()) for label in app.query("#reward-trends .trend-label").results(Label)]
         assert labels == ["reward chosen +0.600", "reward rejected -0.300", "margin +0.900", "accuracy 100%"]
         assert [x for x, _ in monitor.history.rewards["reward_margin"]] == [4, 5, 6]
+        assert monitor.history.status.setup.startswith("DPO cpu fp32")
 
 
 async def test_the_form_sets_the_method_and_the_adapter_to_continue(tmp_path):
