@@ -12,12 +12,10 @@ Target: studio/TRL >= 0.95 (the studio's machinery costs at most 5%).
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import tempfile
-from pathlib import Path
 
-from train_throughput import WARMUP, StepTimer, _cuda, peak_memory_mb, quiet
+import train_throughput
+from train_throughput import WARMUP, StepTimer, _cuda, measure
 
 
 def settings(args) -> dict:
@@ -26,26 +24,7 @@ def settings(args) -> dict:
 
 
 def run_studio(s: dict) -> dict:
-    from studio.config import RunConfig
-    from studio.events import read_events
-    from studio.train import TrainingRun
-
-    cfg = RunConfig().with_overrides([
-        "train.method=\"dpo\"", f"model.name={json.dumps(s['model'])}", f"data.max_length={s['max_length']}",
-        f"train.max_steps={s['steps']}", f"train.batch_size={s['batch']}", f"train.learning_rate={s['lr']}",
-        f"lora.r={s['r']}", f"lora.alpha={s['alpha']}", "lora.dropout=0.0", f"dpo.beta={s['beta']}",
-        "train.eval_every=0", "train.sample_every=0", "train.save_every=0", "train.warmup_steps=0",
-        f"train.seed={s['seed']}"])
-    with tempfile.TemporaryDirectory() as tmp:
-        run = TrainingRun(cfg, Path(tmp) / "run")
-        run.start()
-        run.join()
-        if run.state != "finished":
-            raise RuntimeError(run.error)
-        steps = [e for e in read_events(run.paths.events) if e["type"] == "step"][WARMUP:]
-    seconds = sum(e["step_time_s"] for e in steps)
-    tokens = sum(e["tokens_per_s"] * e["step_time_s"] for e in steps)
-    return {"tokens_per_s": tokens / seconds, "loss": steps[-1]["loss"], "margin": steps[-1]["reward_margin"]}
+    return train_throughput.run_studio(s, ("train.method=\"dpo\"", f"dpo.beta={s['beta']}"))
 
 
 def run_trl(s: dict) -> dict:
@@ -89,24 +68,7 @@ def run_trl(s: dict) -> dict:
 
     trainer.data_collator = counting
     result = trainer.train()
-    return {"tokens_per_s": timer.tokens / timer.seconds, "loss": result.training_loss, "margin": float("nan")}
-
-
-def _child(name: str, s: dict, queue) -> None:
-    quiet()
-    result = {"studio": run_studio, "trl": run_trl}[name](s)
-    result["peak_mb"] = peak_memory_mb()
-    queue.put(result)
-
-
-def measure(name: str, s: dict) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(name, s, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    return {"tokens_per_s": timer.tokens / timer.seconds, "loss": result.training_loss}
 
 
 def main() -> None:
@@ -118,8 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     s = settings(args)
     results = {}
-    for name in ("studio", "trl"):
-        results[name] = r = measure(name, s)
+    for name, run in (("studio", run_studio), ("trl", run_trl)):
+        results[name] = r = measure(run, s)
         print(f"{name:7s} {r['tokens_per_s']:9.1f} tok/s   peak {r['peak_mb']:8.0f} MB   loss {r['loss']:.3f}",
               flush=True)
     speed = results["studio"]["tokens_per_s"] / results["trl"]["tokens_per_s"]

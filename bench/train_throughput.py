@@ -48,7 +48,8 @@ def chats(max_length: int):
     return [to_messages(row, cfg) for row in load_rows(cfg)]
 
 
-def run_studio(s: dict) -> dict:
+def run_studio(s: dict, extra: tuple[str, ...] = ()) -> dict:
+    """The studio's run with the settings `s`; `extra`: more config overrides (bench/dpo_throughput.py's method)."""
     from studio.config import RunConfig
     from studio.events import read_events
     from studio.train import TrainingRun
@@ -58,7 +59,7 @@ def run_studio(s: dict) -> dict:
         f"data.max_length={s['max_length']}", f"train.max_steps={s['steps']}", f"train.batch_size={s['batch']}",
         f"train.learning_rate={s['lr']}", f"lora.r={s['r']}", f"lora.alpha={s['alpha']}", "lora.dropout=0.0",
         "train.eval_every=0", "train.sample_every=0", "train.save_every=0", "train.warmup_steps=0",
-        f"train.seed={s['seed']}"])
+        f"train.seed={s['seed']}", *extra])
     with tempfile.TemporaryDirectory() as tmp:
         run = TrainingRun(cfg, Path(tmp) / "run")
         run.start()
@@ -191,17 +192,18 @@ def quiet() -> None:
     transformers.logging.disable_progress_bar()
 
 
-def _child(name: str, s: dict, queue) -> None:
+def _child(run, s: dict, queue) -> None:
     quiet()
-    result = {"studio": run_studio, "trl": run_trl, "naive": run_naive}[name](s)
+    result = run(s)
     result["peak_mb"] = peak_memory_mb()
     queue.put(result)
 
 
-def measure(name: str, s: dict) -> dict:
+def measure(run, s: dict) -> dict:
+    """`run(s)` (a module-level function) in a spawned process of its own, with its peak memory."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(name, s, queue))
+    proc = ctx.Process(target=_child, args=(run, s, queue))
     proc.start()
     result = queue.get()
     proc.join()
@@ -220,7 +222,7 @@ def main() -> None:
     s = settings(args)
     results = {}
     for name in args.only:
-        results[name] = measure(name, s)
+        results[name] = measure({"studio": run_studio, "trl": run_trl, "naive": run_naive}[name], s)
         r = results[name]
         print(f"{name:7s} {r['tokens_per_s']:9.1f} tok/s   peak {r['peak_mb']:8.0f} MB   last loss {r['loss']:.3f}",
               flush=True)

@@ -12,9 +12,9 @@ import pytest
 import torch
 from helpers import tiny_config
 from safetensors.torch import load_file
+from test_train import events_of, run_to_end
 
 from studio.config import ConfigError, RunConfig
-from studio.events import read_events
 from studio.train import TrainingRun
 
 # Short pairs: the chosen answer ends in "hmm", the rejected one is plain.
@@ -33,17 +33,6 @@ def dpo_config(model_dir: Path, pairs: Path, *extra: str, **train) -> RunConfig:
     cfg = tiny_config(model_dir, pairs, **{"eval_every": 0, "sample_every": 0, "save_every": 0, **train})
     return cfg.with_overrides(["train.method=\"dpo\"", "train.learning_rate=0.01", "data.prompt_column=\"question\"",
                                "data.chosen_column=\"good\"", "data.rejected_column=\"bad\"", *extra])
-
-
-def run_to_end(cfg: RunConfig, run_dir: Path, resume: bool = False) -> TrainingRun:
-    run = TrainingRun(cfg, run_dir, resume=resume)
-    run.start()
-    assert run.join(timeout=300), "run did not end"
-    return run
-
-
-def events_of(run_dir: Path, kind: str) -> list[dict]:
-    return [e for e in read_events(run_dir / "events.jsonl") if e["type"] == kind]
 
 
 def test_a_dpo_run_learns_the_preference(tiny_model_dir, pairs_file, tmp_path):
