@@ -106,15 +106,14 @@ class PairsReport:
         return sum(d > 0 for d in self.length_differences) / self.kept if self.kept else 0.0
 
     def histogram(self, width: int = 30) -> list[str]:
-        """The margins of the pairs kept, one line per bin of one score point."""
+        """The margins of the pairs kept, one line per bin (numpy's automatic bins: any score scale)."""
         import numpy
 
         if not self.margins:
             return []
-        edges = numpy.arange(numpy.floor(min(self.margins)), numpy.floor(max(self.margins)) + 2)
-        counts, _ = numpy.histogram(self.margins, bins=edges)
+        counts, edges = numpy.histogram(self.margins, bins="auto")
         most = max(counts.max(), 1)
-        return [f"  {lo:g}-{hi:g}: {'#' * round(width * c / most):<{width}} {c}"
+        return [f"  {lo:6.3g} to {hi:<6.3g} {'#' * round(width * c / most):<{width}} {c}"
                 for lo, hi, c in zip(edges[:-1], edges[1:], counts)]
 
     def summary(self) -> str:

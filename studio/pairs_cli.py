@@ -16,8 +16,12 @@ def add_pairs_parser(subparsers) -> None:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--out", type=Path, help="the pairs JSONL (default: RUN/pairs.jsonl)")
     p.add_argument("--n", type=int, default=4, help="answers sampled per question (default 4)")
-    p.add_argument("--min-margin", type=float, default=1.0,
-                   help="the least score difference between chosen and rejected (default 1)")
+    p.add_argument("--min-margin", type=float,
+                   help="the least score difference between chosen and rejected (default: a ninth of the judge's "
+                        "scale, 1 on 1-10)")
+    p.add_argument("--local", action="store_true",
+                   help="judge in this process with the local judge (the embedded model unless --model names "
+                        "another; the yes/no prompt unless --prompt names another): no endpoint, no key")
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
@@ -31,14 +35,19 @@ def add_pairs_parser(subparsers) -> None:
 
 def pairs_command(args: argparse.Namespace) -> int:
     from studio import pairs, runs
+    from studio.judge.offline import LOCAL_MODEL, OFFLINE_PROMPT, local_prompt
     from studio.judge.runner import run_judge_sync
 
     def command() -> int:
         if args.n < 2:
             raise pairs.PairsError("--n must be at least 2: a pair needs two answers to one question")
-        prompt, *others = _prompts(args, "yoda")
+        prompt, *others = _prompts(args, OFFLINE_PROMPT if args.local else "yoda")
         if others or prompt.parse == "pairwise":
             raise pairs.PairsError("give one judge prompt that scores answers one by one (not pairwise)")
+        if args.local:
+            prompt = local_prompt(prompt, model=args.model or LOCAL_MODEL)
+        low, high = prompt.scale
+        min_margin = (high - low) / 9 if args.min_margin is None else args.min_margin
         questions = pairs.training_questions(args.run_dir, args.limit)
         print(f"{len(questions)} questions x {args.n} answers", file=sys.stderr)
         model, tokenizer = runs.load_adapted_model(args.run_dir)
@@ -50,7 +59,7 @@ def pairs_command(args: argparse.Namespace) -> int:
         _confirm([prompt], items, args, None)
         results = run_judge_sync(prompt, items, concurrency=args.concurrency, timeout=args.timeout,
                                  retries=args.retries, on_progress=_show_progress(prompt.id))
-        chosen, report = pairs.choose_pairs(questions, answers, results, args.min_margin, args.length_balance)
+        chosen, report = pairs.choose_pairs(questions, answers, results, min_margin, args.length_balance)
         print(report.summary())
         out = pairs.write_pairs(chosen, args.out or args.run_dir / "pairs.jsonl")
         print(f"wrote {out}: train on it with --set train.method=dpo --set data.dataset={out} "

@@ -41,7 +41,8 @@ def test_best_and_worst_make_a_pair_and_everything_else_is_counted():
     assert "2 pairs kept from 5 questions (12 answers)" in summary
     assert "1 ties, 1 below the margin, 1 with fewer than two scored answers" in summary
     assert "1 failed, 1 unparsed" in summary
-    assert "5-6:" in summary and "7-8:" in summary  # the margin histogram
+    bars = [line for line in summary.splitlines() if " to " in line]  # the margin histogram
+    assert sum(int(line.split()[-1]) for line in bars) == 2 and bars[0].split()[0] == "5"
     assert "warning: the judge may prefer long answers" in summary  # chosen longer in both pairs
 
     balanced, report = choose_pairs(QUESTIONS, answers, results, min_margin=1.0, length_balance=2.7)
@@ -91,6 +92,16 @@ def test_studio_pairs_samples_the_run_seeded_and_reports(tiny_model_dir, tmp_pat
     assert code == 1 and out.read_text() == ""
     assert "0 pairs kept from 3 questions (6 answers)" in printed
     assert "0 failed, 6 unparsed" in printed
+
+    # The local judge (here the tiny model itself, on the yes/no prompt): no endpoint, every answer scored.
+    code = main(["pairs", str(run.paths.root), "--local", "--model", str(tiny_model_dir), "--n", "2", "--limit", "2",
+                 "--max-new-tokens", "6", "--min-margin", "0", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "from 2 questions (4 answers)" in printed and "0 failed, 0 unparsed" in printed
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert code == (0 if written else 1)
+    assert all(0 <= p["rejected_score"] < p["chosen_score"] <= 1 and p["judge_prompt"] == "yoda-yesno"
+               for p in written)
 
 
 def test_a_pairs_file_trains_a_dpo_run_as_it_is(tmp_path, smol_tokenizer):
