@@ -1,4 +1,5 @@
-"""The in-process trainer: a `transformers.Trainer` on a background thread, driven by method calls.
+"""The in-process trainer: a `transformers.Trainer` (or, for train.method = "dpo", TRL's DPOTrainer, which is
+one; studio.methods says what differs) on a background thread, driven by method calls.
 
     run = TrainingRun(cfg, run_dir)   # writes config.toml; events go to run_dir/events.jsonl
     run.start(); run.pause(); run.resume(); run.checkpoint_now(); run.stop(); run.join()
