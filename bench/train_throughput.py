@@ -90,7 +90,8 @@ def trained(cfg):
         yield run
 
 
-def run_studio(s: dict) -> dict:
+def run_studio(s: dict, extra: tuple[str, ...] = ()) -> dict:
+    """The studio's run with the settings `s`; `extra`: more config overrides (bench/dpo_throughput.py's method)."""
     from studio.config import RunConfig
     from studio.events import read_events
 
@@ -100,7 +101,7 @@ def run_studio(s: dict) -> dict:
         f"data.max_length={s['max_length']}", f"train.max_steps={s['steps']}", f"train.batch_size={s['batch']}",
         f"train.learning_rate={s['lr']}", f"lora.r={s['r']}", f"lora.alpha={s['alpha']}", "lora.dropout=0.0",
         "train.eval_every=0", "train.sample_every=0", "train.save_every=0", "train.warmup_steps=0",
-        f"train.seed={s['seed']}"])
+        f"train.seed={s['seed']}", *extra])
     with trained(cfg) as run:
         steps = [e for e in read_events(run.paths.events) if e["type"] == "step"][WARMUP:]
     seconds = sum(e["step_time_s"] for e in steps)
@@ -229,18 +230,21 @@ def quiet() -> None:
     transformers.logging.disable_progress_bar()
 
 
-def _child(name: str, s: dict, queue) -> None:
+TRAINERS = {"studio": run_studio, "trl": run_trl, "naive": run_naive}
+
+
+def _child(run, s: dict, queue) -> None:
     quiet()
-    trainer, changes = VARIANTS[name]
-    result = {"studio": run_studio, "trl": run_trl, "naive": run_naive}[trainer]({**s, **changes})
+    result = run(s)
     result["peak_mb"] = peak_memory_mb()
     queue.put(result)
 
 
-def measure(name: str, s: dict) -> dict:
+def measure(run, s: dict) -> dict:
+    """`run(s)` (a module-level function) in a spawned process of its own, with its peak memory."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(name, s, queue))
+    proc = ctx.Process(target=_child, args=(run, s, queue))
     proc.start()
     result = queue.get()
     proc.join()
@@ -264,7 +268,8 @@ def main() -> None:
             print(f"-- {data}", flush=True)
             results = {}
             for name in args.only:
-                results[name] = r = measure(name, s)
+                trainer, changes = VARIANTS[name]
+                results[name] = r = measure(TRAINERS[trainer], {**s, **changes})
                 speed[data, name] = r["tokens_per_s"]
                 print(f"{name:17s} {r['tokens_per_s']:9.1f} tok/s   peak {r['peak_mb']:8.0f} MB   last loss "
                       f"{r['loss']:.3f}", flush=True)

@@ -15,14 +15,14 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static
 
-from studio.config import AUTO, SCHEDULERS, ConfigError, RunConfig
+from studio.config import AUTO, METHODS, SCHEDULERS, ConfigError, RunConfig
 
 
 @dataclass(frozen=True)
 class Field:
     path: str  # section.key in RunConfig
     label: str
-    kind: type | tuple[str, ...]  # int, float, str, list (comma-separated), or the allowed choices
+    kind: type | tuple[str, ...]  # int, float, str, Path (may be empty), list (comma-separated), or the choices
 
     @property
     def id(self) -> str:
@@ -31,6 +31,8 @@ class Field:
 
 FIELDS = (
     Field("model.name", "model", str),
+    Field("model.adapter", "adapter", Path),  # a run's adapter to continue; empty: a new one
+    Field("train.method", "method", METHODS),
     Field("data.dataset", "dataset", str),
     Field("lora.r", "LoRA r", int),
     Field("lora.alpha", "LoRA alpha", int),

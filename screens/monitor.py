@@ -43,6 +43,9 @@ REDRAW_HZ = 4
 FOLLOW_EVERY_S = 0.5
 START_GROUP = "start-run"
 FOLLOW_GROUP = "follow"
+# step-event field -> (trend title, format): shown in a row of their own once a DPO run logs them
+REWARDS = {"reward_chosen": ("reward chosen", "+.3f"), "reward_rejected": ("reward rejected", "+.3f"),
+           "reward_margin": ("margin", "+.3f"), "reward_accuracy": ("accuracy", ".0%")}
 
 
 class RunHistory:
@@ -57,13 +60,16 @@ class RunHistory:
         self.grad_norm: list[tuple[float, float]] = []
         self.judge: list[tuple[float, float]] = []  # the judge's mean score of the sampled answers
         self.range_test: dict[str, Any] | None = None  # the lr_range event of train.learning_rate = "auto"
+        # A DPO run's rewards (TRL's rewards/*): how far the policy prefers each answer over the reference.
+        self.rewards: dict[str, list[tuple[float, float]]] = {key: [] for key in REWARDS}
         self.status = Status(max_steps=max_steps, reason="edit the config, then press s to train")
 
     def add(self, event: dict[str, Any]) -> set[str]:
         """Fold one event in; returns the parts of the screen it changes."""
         kind, step, s = event.get("type"), int(event.get("step", 0)), self.status
         if kind == "step":
-            for series, key in ((self.train, "loss"), (self.lr, "lr"), (self.grad_norm, "grad_norm")):
+            for series, key in ((self.train, "loss"), (self.lr, "lr"), (self.grad_norm, "grad_norm"),
+                                *((self.rewards[key], key) for key in REWARDS)):
                 _append(series, step, event.get(key))
             s.step = step
             s.tokens_per_s, s.eta_s, s.memory_mb = event.get("tokens_per_s"), event.get("eta_s"), event.get("memory_mb")
@@ -78,7 +84,7 @@ class RunHistory:
         if kind == "setup":
             processes = int(event.get("processes") or 1)
             s.setup = " ".join(str(part) for part in (
-                event.get("device"), event.get("precision"),
+                "DPO" if event.get("method") == "dpo" else "", event.get("device"), event.get("precision"),
                 event.get("quantization") if event.get("quantization") not in (None, "none") else "",
                 f"x{processes} processes" if processes > 1 else "") if part)
             return {"status"}
@@ -88,7 +94,8 @@ class RunHistory:
             return {"status"}
         if kind == "resume":  # the steps after the checkpoint are trained again: forget their points
             resumed_from = int(event.get("from_step", 0))
-            for series in (self.train, self.held_out, self.style, self.lr, self.grad_norm, self.judge):
+            for series in (self.train, self.held_out, self.style, self.lr, self.grad_norm, self.judge,
+                           *self.rewards.values()):
                 series[:] = [point for point in series if point[0] <= resumed_from]
             s.step = resumed_from
             return {"chart", "trends", "status", "samples"}
@@ -168,6 +175,11 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
                 with Horizontal(id="trends"):
                     yield Trend("lr", ".1e", id="trend-lr")
                     yield Trend("grad norm", ".2f", id="trend-grad")
+                rewards = Horizontal(id="reward-trends")
+                rewards.display = False  # until a DPO run's rewards arrive
+                with rewards:
+                    for key, (title, fmt) in REWARDS.items():
+                        yield Trend(title, fmt, id=f"trend-{key.replace('_', '-')}")
                 yield SamplesView(id="samples")
 
     def on_mount(self) -> None:
@@ -409,6 +421,9 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
         if "trends" in parts:
             self.query_one("#trend-lr", Trend).show(h.lr)
             self.query_one("#trend-grad", Trend).show(h.grad_norm)
+            self.query_one("#reward-trends").display = any(h.rewards.values())
+            for key, points in h.rewards.items():
+                self.query_one(f"#trend-{key.replace('_', '-')}", Trend).show(points)
         if "status" in parts:
             self.query_one(StatusBar).show(h.status)
 

@@ -19,6 +19,7 @@ from studio.runs import RunPaths
 
 def build_parser() -> argparse.ArgumentParser:
     from studio.judge_cli import add_judge_parsers
+    from studio.pairs_cli import add_pairs_parser
 
     parser = argparse.ArgumentParser(prog="studio", description="Fine-tune chat LLMs with LoRA and judge them.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)  # opened by screens.launcher, like `studio` with no command
 
     add_judge_parsers(sub)
+    add_pairs_parser(sub)
     return parser
 
 

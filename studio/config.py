@@ -41,6 +41,10 @@ OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "adamw_torch_4bit
               "sgd", "adagrad", "adamw_bnb_8bit", "adamw_8bit", "ademamix_8bit", "lion_8bit", "lion_32bit",
               "paged_adamw_32bit", "paged_adamw_8bit", "paged_ademamix_32bit", "paged_ademamix_8bit",
               "paged_lion_32bit", "paged_lion_8bit", "rmsprop", "schedule_free_adamw", "stable_adamw")
+METHODS = ("sft", "dpo")  # supervised fine-tuning; direct preference optimization on chosen/rejected pairs
+# trl.DPOConfig's loss types (trl 1.16), listed for the same reason; tests/test_config.py checks them against TRL.
+DPO_LOSSES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+              "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
 
 
 @dataclass
@@ -51,6 +55,7 @@ class ModelConfig:
     quantization: str = "none"  # none | 4bit | 8bit | auto (4bit where CUDA exists, else none)
     gradient_checkpointing: bool = False
     trust_remote_code: bool = False
+    adapter: str = ""  # a LoRA adapter to continue training (runs/NAME/adapter); empty: a new adapter
 
     def __post_init__(self) -> None:
         _check(bool(self.name.strip()), "model.name", "must name a hub id, a local folder or a .gguf file")
@@ -87,6 +92,8 @@ class DataConfig:
     system_column: str = ""  # optional column with a per-row system prompt
     context_column: str = ""  # optional column appended to the prompt
     messages_column: str = "messages"  # used instead of prompt/response when rows carry chat lists
+    chosen_column: str = "chosen"  # preference pairs (train.method = "dpo"): the better answer
+    rejected_column: str = "rejected"  # ... and the worse one (the demo's pairs: its yoda and plain answers)
     system_prompt: str = ""  # system prompt for every row without its own
     max_length: int = 512
     overlong: str = "drop"  # drop | truncate_prompt: what to do when the answer would be cut
@@ -139,6 +146,7 @@ class TrainConfig:
     judge_every: int = 0  # judge the sampled answers at these steps, off the training thread (0 = off)
     judge_prompt: str = ""  # a judge preset or prompt TOML; "" = the default judge (local when no key is set)
     gpus: int = 1  # processes training data-parallel (one per GPU; on a CPU-only machine, CPU processes)
+    method: str = "sft"  # one of METHODS
 
     def __post_init__(self) -> None:
         _check(self.max_steps >= 1, "train.max_steps", "must be at least 1")
@@ -167,10 +175,28 @@ class TrainConfig:
                                     "at those steps")
         _check_choice(self.scheduler, SCHEDULERS, "train.scheduler")
         _check_choice(self.optimizer, OPTIMIZERS, "train.optimizer")
+        _check_choice(self.method, METHODS, "train.method")
+
+
+@dataclass
+class DpoConfig:
+    """Direct preference optimization (train.method = "dpo"); the reference is the starting policy: the base
+    model, or model.adapter when the run continues from one."""
+
+    beta: float = 0.1  # how far the policy may move from the reference (higher: less)
+    loss: str = "sigmoid"  # one of DPO_LOSSES
+    label_smoothing: float = 0.0  # robust: the share of flipped labels; exo_pair: its epsilon (1e-3)
+
+    def __post_init__(self) -> None:
+        _check(self.beta > 0, "dpo.beta", "must be positive (0.1 is usual; ipo: 0.1 to 1)")
+        _check_choice(self.loss, DPO_LOSSES, "dpo.loss")
+        _check(0.0 <= self.label_smoothing < 0.5, "dpo.label_smoothing", "must be in [0, 0.5)")
+        _check(self.loss != "exo_pair" or self.label_smoothing > 0, "dpo.label_smoothing",
+               "exo_pair needs a positive label_smoothing (its paper uses 1e-3)")
 
 
 _SECTIONS = {"model": ModelConfig, "lora": LoraConfig, "data": DataConfig, "template": TemplateConfig,
-             "train": TrainConfig}
+             "train": TrainConfig, "dpo": DpoConfig}
 
 
 @dataclass
@@ -181,6 +207,11 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     template: TemplateConfig = field(default_factory=TemplateConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    dpo: DpoConfig = field(default_factory=DpoConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.train.method != "dpo" or self.data.overlong == "drop", "data.overlong",
+               "DPO drops pairs longer than data.max_length (truncate_prompt is for SFT): set it to \"drop\"")
 
     # -- building -------------------------------------------------------------------------------
 
@@ -224,10 +255,12 @@ class RunConfig:
         return RunConfig.from_dict(raw)
 
     def with_local_paths_resolved(self) -> RunConfig:
-        """The config with a model or dataset that names a local file or folder made absolute, so the saved
-        config means the same thing from any directory; hub ids and "demo" stay as they are."""
+        """The config with a model, adapter or dataset that names a local file or folder made absolute, so the
+        saved config means the same thing from any directory; hub ids and "demo" stay as they are."""
         return dataclasses.replace(
-            self, model=dataclasses.replace(self.model, name=_absolute_if_local(self.model.name)),
+            self, model=dataclasses.replace(self.model, name=_absolute_if_local(self.model.name),
+                                            adapter=_absolute_if_local(self.model.adapter) if self.model.adapter
+                                            else ""),
             data=dataclasses.replace(self.data, dataset=self.data.dataset if self.data.dataset == "demo"
                                      else _absolute_if_local(self.data.dataset)))
 

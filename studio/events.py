@@ -20,15 +20,19 @@ from studio.run_state import EMITTED
 # type -> fields it carries besides type/step/time
 EVENT_FIELDS = {
     # tokens_per_s and memory_mb are summed over processes; memory_max_mb is the largest one's.
+    # DPO steps add the means of trl's rewards/* and logps/* metrics (studio.methods.DPO_METRICS).
     "step": ("loss", "lr", "grad_norm", "tokens_per_s", "memory_mb", "memory_max_mb", "epoch", "step_time_s",
-             "eta_s", "observe_share"),
-    "eval": ("eval_loss", "perplexity", "style_loss"),
+             "eta_s", "observe_share", "reward_chosen", "reward_rejected", "reward_margin", "reward_accuracy",
+             "logp_chosen", "logp_rejected"),
+    # DPO evals: eval_loss and perplexity on the chosen answers; the mean log-probability margin of chosen over
+    # rejected on held-out pairs, and the share of pairs where chosen is likelier.
+    "eval": ("eval_loss", "perplexity", "style_loss", "pair_margin", "pair_accuracy"),
     "sample": ("prompt", "response", "mode", "index", "repeats"),  # mode: greedy | sampled; repeats: a loop's count
     "checkpoint": ("path",),
     "status": ("state", "reason"),  # state: one of run_state.EMITTED
     "error": ("message",),
     "prepare": ("done", "total", "rows_per_s", "eta_s"),  # rows of the dataset encoded so far
-    "setup": ("device", "dtype", "precision", "quantization", "processes", "trainable_params", "total_params"),
+    "setup": ("method", "device", "dtype", "precision", "quantization", "processes", "trainable_params", "total_params"),
     "resume": ("from_step",),  # events of later steps written before this one are superseded
     # The sampled answers of a step, scored by a judge off the training thread (studio.judge_curve).
     "judge": ("prompt", "mean", "std", "scored", "failed", "skipped", "note"),

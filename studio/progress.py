@@ -76,7 +76,8 @@ class ProgressView:
             if event.get("reason") and not routine:  # not the measurements at every interval
                 self.note(f"[dim]{event['state']}:[/] {event['reason']}")
         elif kind == "eval":
-            parts = [f"{k} {event[k]:.4f}" for k in ("eval_loss", "perplexity", "style_loss") if event.get(k) is not None]
+            parts = [f"{k} {event[k]:.4f}" for k in ("eval_loss", "perplexity", "style_loss", "pair_margin",
+                                                       "pair_accuracy") if event.get(k) is not None]
             self.note(f"[green]eval @ {event['step']}[/]: " + ", ".join(parts))
         elif kind == "sample" and event.get("mode") == "greedy":
             self.note(f"[magenta]sample @ {event['step']}[/] {event['prompt'][:60]!r} -> {event['response'][:100]!r}")

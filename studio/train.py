@@ -1,4 +1,5 @@
-"""The in-process trainer: a `transformers.Trainer` on a background thread, driven by method calls.
+"""The in-process trainer: a `transformers.Trainer` (or, for train.method = "dpo", TRL's DPOTrainer, which is
+one; studio.methods says what differs) on a background thread, driven by method calls.
 
     run = TrainingRun(cfg, run_dir)   # writes config.toml; events go to run_dir/events.jsonl
     run.start(); run.pause(); run.resume(); run.checkpoint_now(); run.stop(); run.join()
@@ -18,6 +19,7 @@ loss, token count and gradient norm, instead of transformers' per-micro-batch sy
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import asdict, replace
@@ -29,11 +31,11 @@ import torch
 import transformers
 from transformers import TrainerCallback
 
-from studio import checkpoints, distributed, heldout, lr_range, models, runs, sampling, templates
+from studio import checkpoints, distributed, heldout, lr_range, methods, models, runs, sampling, templates
 from studio.batching import TokenBudgetBatches
 from studio.config import AUTO, RunConfig
 from studio.controls import Controls, Interrupted
-from studio.data import PreparationCancelled, prepare
+from studio.data import PreparationCancelled
 from studio.errors import StudioError
 from studio.events import EventBus, JsonlWriter
 from studio.judge_curve import JudgeCurve
@@ -97,23 +99,6 @@ def trainable_weights_finite(model) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad)
 
 
-class Collator:
-    """Pads a batch to its longest row (or packs it), from the input_ids and labels columns only."""
-
-    def __init__(self, tokenizer, packing: bool, pad_to_multiple_of: int | None, flash: bool = False) -> None:
-        if packing:
-            # Padding-free packing: rows concatenated, position_ids restart per row; transformers'
-            # masks (flash attention: the sequence boundaries) keep the rows from attending to each other.
-            self._collate = transformers.DataCollatorWithFlattening(return_position_ids=True,
-                                                                    return_flash_attn_kwargs=flash)
-        else:
-            self._collate = transformers.DataCollatorForSeq2Seq(
-                tokenizer, padding=True, label_pad_token_id=-100, pad_to_multiple_of=pad_to_multiple_of)
-
-    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        return self._collate([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
-
-
 class StepTotals:
     """The loss, real tokens and loss finiteness of one optimizer step's micro-batches, kept on the device."""
 
@@ -139,8 +124,9 @@ class StepTotals:
         return taken
 
 
-class StudioTrainer(transformers.Trainer):
-    """transformers.Trainer with atomic, manifest-checked checkpoints and on-device step totals."""
+class StudioTrainer:
+    """What the studio adds to a library trainer (transformers.Trainer, or TRL's trainers built on it):
+    atomic, manifest-checked checkpoints and on-device step totals. `studio_trainer` mixes it in."""
 
     def __init__(self, *args, studio_run: TrainingRun, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -181,6 +167,12 @@ class StudioTrainer(transformers.Trainer):
         distributed.barrier()  # nobody goes on (or saves again) before the rename
 
 
+@functools.cache
+def studio_trainer(base: type) -> type:
+    """`base` (the run's method's trainer class) with the studio's additions."""
+    return type(f"Studio{base.__name__}", (StudioTrainer, base), {})
+
+
 class _Hooks(TrainerCallback):
     """The studio's hooks into the HF loop; all the work is the run's."""
 
@@ -207,6 +199,7 @@ class TrainingRun:
                  resume: bool = False) -> None:
         self.cfg = cfg if resume else cfg.with_local_paths_resolved()
         self.paths = RunPaths(Path(run_dir))
+        self.method = methods.method(self.cfg.train.method)  # what SFT and DPO do differently
         self.main_process = distributed.is_main()
         self.resume_requested = resume
         self.bus = bus or EventBus()
@@ -237,6 +230,7 @@ class TrainingRun:
         self._observe_s = 0.0
         self._observe_cost = {"eval": 0.0, "sample": 0.0}  # seconds the last one took
         self._step_values: dict[str, float] = {}  # the guard's host read of this step: loss, tokens, grad norm, lr
+        self._method_values: dict[str, float] = {}  # the method's own metrics of this step (DPO: its rewards)
         self._non_finite_in_a_row = 0
         self._pause_reason = ""
         self._pause_after_save = False
@@ -325,8 +319,9 @@ class TrainingRun:
         transformers.logging.disable_progress_bar()  # the studio shows its own progress
         tokenizer = models.load_tokenizer(cfg.model.name, trust_remote_code=cfg.model.trust_remote_code)
         added = templates.apply_template(tokenizer, cfg.template)
-        data = prepare(cfg.data, tokenizer, progress=self._preparation_progress(),
-                       should_stop=lambda: self.controls.pending("stop"))
+        method = self.method
+        data = method.prepare(cfg, tokenizer, progress=self._preparation_progress(),
+                              should_stop=lambda: self.controls.pending("stop"))
         self.fingerprints = checkpoints.Fingerprints(
             config=resume_relevant(cfg), dataset=data.fingerprint,
             template=templates.template_fingerprint(tokenizer), tokenizer=_tokenizer_fingerprint(tokenizer))
@@ -345,27 +340,31 @@ class TrainingRun:
         if added:
             model.resize_token_embeddings(len(tokenizer))
             trainable_tokens = tokenizer.convert_tokens_to_ids(added)
-        model = models.add_lora(model, cfg.lora, trainable_token_indices=trainable_tokens)
+        if cfg.model.adapter:
+            model = models.continue_adapter(model, cfg.model.adapter)
+        else:
+            model = models.add_lora(model, cfg.lora, trainable_token_indices=trainable_tokens)
         device, dtype = models.choose_device_dtype(cfg.model.device, cfg.model.dtype)
         precision = models.precision(device, dtype)
-        self.packing = packing = cfg.train.packing and packing_keeps_rows_apart(model)
-        if cfg.train.packing and not packing:
+        packs = cfg.train.packing and method.packs
+        self.packing = packing = packs and packing_keeps_rows_apart(model)
+        if packs and not packing:
             self._emit("status", state=RunState.LOADING, reason=(
                 f"packing is off: with {type(model.get_base_model()).__name__} and its attention, packed rows "
                 "would attend to each other; training on length-grouped padded batches instead"))
         self.device, self.tokenizer = device, tokenizer
         self.sample_chats = data.eval_questions[: cfg.train.sample_prompts]
         style = heldout.style_batch(tokenizer, data.style_text, cfg.data.max_length) if data.style_text else None
-        self.evaluator = heldout.HeldOutEvaluator(data.eval, Collator(tokenizer, False, None), cfg.train.batch_size,
-                                                  style)
-        self._emit("setup", device=str(device), dtype=str(dtype).removeprefix("torch."), precision=precision,
-                   quantization=f"{bits}bit" if (bits := models.quantization_bits(cfg.model.quantization, device))
+        self.evaluator = method.evaluator(data, tokenizer, cfg, style)
+        self._emit("setup", method=method.name, device=str(device), dtype=str(dtype).removeprefix("torch."),
+                   precision=precision, quantization=f"{bits}bit" if (bits := models.quantization_bits(cfg.model.quantization, device))
                    else "none", processes=distributed.world_size(),
                    trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
                    total_params=sum(p.numel() for p in model.parameters()))
 
         t = cfg.train
-        args = transformers.TrainingArguments(
+        args = method.arguments(
+            cfg, device,
             output_dir=str(self.paths.checkpoints / checkpoints.STAGING),
             max_steps=t.max_steps,
             per_device_train_batch_size=t.batch_size,
@@ -397,19 +396,25 @@ class TrainingRun:
             fp16=precision == "fp16",
             ddp_find_unused_parameters=False,
         )
-        flash = str(getattr(model.config, "_attn_implementation", "")).startswith("flash")
-        collator = Collator(tokenizer, packing, 8 if device.type == "cuda" else None, flash)
-        self.hf = StudioTrainer(model=model, args=args, train_dataset=data.train, data_collator=collator,
-                                processing_class=tokenizer, callbacks=[_Hooks(self)], studio_run=self)
+        self.hf = studio_trainer(method.trainer_class())(
+            model=model, args=args, train_dataset=data.train, processing_class=tokenizer, callbacks=[_Hooks(self)],
+            studio_run=self, **method.trainer_options(model, tokenizer, device, packing))
+        method.ready(self.hf, cfg)
         self.hf.remove_callback(transformers.trainer_callback.PrinterCallback)  # our events replace its prints
         if t.learning_rate == AUTO:
-            self._choose_learning_rate()
+            self._choose_learning_rate(method.auto_learning_rate)
         return resume_from
 
-    def _choose_learning_rate(self) -> None:
-        """train.learning_rate = "auto": rank 0 runs the range test (studio.lr_range) on the run's first batches,
-        every rank trains at the rate it picked, and config.toml keeps the number (resume and rerun use it)."""
+    def _choose_learning_rate(self, fixed: float | None) -> None:
+        """train.learning_rate = "auto": the method's `fixed` rate, or else rank 0 runs the range test
+        (studio.lr_range) on the run's first batches and every rank trains at the rate it picked; config.toml
+        keeps the number (resume and rerun use it)."""
         hf = self.hf
+        if fixed is not None:
+            self._use_learning_rate(fixed)
+            self._set_state(RunState.LOADING, reason=f"learning rate {fixed:g}: the usual rate for "
+                                                     f"{self.cfg.train.method.upper()} with LoRA (train.learning_rate = auto)")
+            return
         test = None
         if self.main_process:
             self._set_state(RunState.MEASURING, reason=(
@@ -428,14 +433,19 @@ class TrainingRun:
                 return  # the run stops before its first step
             raise TrainError("the learning-rate range test gave no finite loss: set train.learning_rate to a number "
                              "(e.g. 2e-4) and check the data")
-        self.cfg = replace(self.cfg, train=replace(self.cfg.train, learning_rate=test.chosen))
-        hf.args.learning_rate = test.chosen
-        self.fingerprints = replace(self.fingerprints, config=resume_relevant(self.cfg))
+        self._use_learning_rate(test.chosen)
         if self.main_process:
-            self.cfg.save(self.paths.config)
             test.save(self.paths.lr_range)
         self._emit("lr_range", chosen=test.chosen, rule=test.rule, minimum_tenth=test.minimum_tenth,
                    steepest=test.steepest, rates=test.rates, losses=test.losses)
+
+    def _use_learning_rate(self, rate: float) -> None:
+        """Train at `rate` and write it into config.toml in place of "auto"."""
+        self.cfg = replace(self.cfg, train=replace(self.cfg.train, learning_rate=rate))
+        self.hf.args.learning_rate = rate
+        self.fingerprints = replace(self.fingerprints, config=resume_relevant(self.cfg))
+        if self.main_process:
+            self.cfg.save(self.paths.config)
 
     def _judge_curve(self) -> JudgeCurve | None:
         """The judge score curve (train.judge_every), on rank 0, scoring the greedy and sampled answers."""
@@ -570,6 +580,7 @@ class TrainingRun:
         self._step_values = {"loss": loss_sum / distributed.world_size(), "tokens": tokens,
                              "grad_norm": grad_norm if grads_ok else float("nan"),
                              "lr": hf.lr_scheduler.get_last_lr()[0]}
+        self._method_values = self.method.step_metrics(hf)
         if not bad_loss and (grads_ok or self.loss_scaling()):
             self._non_finite_in_a_row = 0
             return
@@ -614,7 +625,7 @@ class TrainingRun:
                    memory_max_mb=memory_max, epoch=state.epoch, step_time_s=seconds,
                    eta_s=wall / max(state.global_step - self._first_step, 1) * (self.cfg.train.max_steps
                                                                                - state.global_step),
-                   observe_share=self._observe_s / wall if wall else 0.0)
+                   observe_share=self._observe_s / wall if wall else 0.0, **self._method_values)
 
     def _obey(self, requests: set[str], control) -> None:
         """Act on the requests taken at the end of a step: checkpoint and stop through the trainer's own save
@@ -676,8 +687,8 @@ class TrainingRun:
         if not trainable_weights_finite(model):
             self._emit("error", message="adapter weights are not finite; adapter NOT saved")
             return
-        if self.main_process:
-            model.save_pretrained(str(self.paths.adapter))
+        if self.main_process:  # the trained adapter alone (DPO's frozen reference copy stays out)
+            model.save_pretrained(str(self.paths.adapter), selected_adapters=[model.active_adapter])
             self.tokenizer.save_pretrained(str(self.paths.adapter))
 
 

@@ -372,7 +372,8 @@ def test_a_packed_batch_gives_each_row_the_loss_it_has_padded(tiny_model_dir, sm
     from studio import models
     from studio.config import DataConfig, ModelConfig
     from studio.data import prepare
-    from studio.train import Collator, packing_keeps_rows_apart
+    from studio.methods import Collator
+    from studio.train import packing_keeps_rows_apart
 
     model = models.load_model(ModelConfig(name=str(tiny_model_dir))).eval()
     model.config.use_cache = False  # as the trainer sets it
@@ -451,8 +452,6 @@ def test_preparation_reports_progress_and_a_stop_cancels_it(tiny_model_dir, qa_f
     prepared = events_of(run.paths.root, "prepare")
     assert prepared and prepared[-1]["done"] == prepared[-1]["total"] > 0
 
-    real_prepare = data_module.prepare
-
     def slow_prepare(cfg, tokenizer, progress=None, should_stop=None, cache=True):
         deadline = time.monotonic() + 30
         while not should_stop():  # a big dataset still encoding when the user presses stop
@@ -460,11 +459,10 @@ def test_preparation_reports_progress_and_a_stop_cancels_it(tiny_model_dir, qa_f
             time.sleep(0.05)
         raise data_module.PreparationCancelled()
 
-    monkeypatch.setattr("studio.train.prepare", slow_prepare)
+    monkeypatch.setattr(data_module, "prepare", slow_prepare)
     stopped = TrainingRun(cfg, tmp_path / "stopped")
     stopped.start()
     wait_for(lambda: stopped.state == "loading")
     stopped.stop()
     assert stopped.join(30) and stopped.state == "stopped"
     assert "preparing the data" in events_of(stopped.paths.root, "status")[-1]["reason"]
-    assert real_prepare is data_module.prepare
