@@ -21,9 +21,10 @@ LOOP_REPEATS = 3  # an n-gram said this many times back to back is a loop ("they
 
 
 def repeats(text: str, longest_ngram: int = 8) -> int:
-    """How many times the most repeated run of words is said back to back, when that is a loop
+    """How many times the most repeated run of words (or marks) is said back to back, when that is a loop
     (LOOP_REPEATS or more), else 0."""
-    words = re.findall(r"\w+", text.lower())
+    # Words and punctuation marks (a run of one mark, "...", is one): ".,.,.," loops too.
+    words = [m.group(0) for m in re.finditer(r"\w+|([^\w\s])\1*", text.lower())]
     most = 1
     for n in range(1, longest_ngram + 1):
         for start in range(len(words) - 2 * n + 1):

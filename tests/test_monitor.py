@@ -336,3 +336,15 @@ async def test_a_rate_chosen_by_range_test_is_shown_and_l_opens_its_curve(tmp_pa
         assert app.screen.query_one(RangeTestChart).event["losses"] == [3.0, 2.8, 2.0, 9.0]
         await pilot.press("escape")
         assert not isinstance(app.screen, RangeTestScreen)
+
+
+async def test_an_empty_answer_says_so_instead_of_an_empty_box(tmp_path):
+    run_dir = write_run(tmp_path / "empty", steps=6, final=None)
+    append_events(run_dir, ("sample", 6, dict(prompt="question 0", response="  ", mode="greedy", index=0, repeats=0)),
+                  ("status", 6, dict(state="finished", reason="finished")))
+    app = StudioApp(watch=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        monitor = app.query_one(MonitorPane)
+        await wait_for(pilot, lambda: monitor.history.status.state == "finished", what="the run")
+        await pilot.pause()
+        assert str(app.query_one("#sample-now").render()) == "(an empty answer)"

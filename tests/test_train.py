@@ -437,6 +437,8 @@ def test_token_budget_batches_hold_their_budget_and_every_row_once():
     ("Water, it is. Water, it is. Water, it is.", 3),
     ("Strong with the Force, this one is. Patience you must learn, young one.", 0),
     ("very very good", 0),
+    (".,.,.,.,.,.,.,.,.,.,.,.,", 12),  # a loop of punctuation alone (a tiny model's answer, seen in the app)
+    ("Wait for it... and then.... go!", 0),  # an ellipsis is one mark, not a loop of dots
 ])
 def test_a_looping_answer_is_counted(text, count):
     from studio.sampling import repeats

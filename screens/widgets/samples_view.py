@@ -118,10 +118,15 @@ class SamplesView(Vertical):
         head_text.append(f"step {step} ({self.position + 1}/{len(history)}, newest first)\n", style="bold")
         head_text.append(prompt)
         head.update(head_text)
-        base.update(base_answer)
-        now.update(answer)
+        base.update(_shown(base_answer))
+        now.update(_shown(answer))
         base_box.border_title = f"base (step {base_step})" if base_step == 0 else f"first sample (step {base_step})"
         now_box.border_title = f"step {step}"
         # A looping answer ("they are, they are, they are") is marked where it is read, not hidden.
         base_box.border_subtitle = f"repeats x{base_repeats}" if base_repeats else ""
         now_box.border_subtitle = f"repeats x{repeats}" if repeats else ""
+
+
+def _shown(answer: str) -> str | Text:
+    """An answer as shown; an empty one (only whitespace or special tokens) says so instead of an empty box."""
+    return answer if answer.strip() else Text("(an empty answer)", style="dim italic")
