@@ -53,12 +53,14 @@ class ScriptedServer:
     def __init__(self, reply: Callable[[dict], Reply]) -> None:
         self.reply = reply
         self.requests: list[dict] = []
+        self.keys: list[str | None] = []  # the Authorization header of each request, in order
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append(body)
+                server.keys.append(self.headers.get("Authorization"))
                 answer = server.reply(body)
                 if isinstance(answer, dict):
                     status, payload, content_type = 200, json.dumps(answer), "application/json"
