@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/judge_throughput.py
 	$(BIN)/python bench/ui_latency.py
+	$(BIN)/python bench/data_prep.py
 
 clean:
 	rm -rf $(VENV)

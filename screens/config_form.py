@@ -6,17 +6,16 @@ form and the TOML file / CLI say the same thing; the message is shown under the 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static
 
-from studio.config import ConfigError, RunConfig
-
-SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial",
-              "inverse_sqrt", "warmup_stable_decay")
+from studio.config import SCHEDULERS, ConfigError, RunConfig
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,20 @@ FIELDS = (
     Field("train.eval_every", "eval every", int),
     Field("train.sample_every", "sample every", int),
 )
+GPUS = Field("train.gpus", "GPUs", int)  # shown where more than one GPU is visible
+
+
+def visible_gpus() -> int:
+    """How many NVIDIA GPUs this process may use, without importing torch (the app must open at once)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return len([d for d in listed.split(",") if d.strip() and d.strip() != "-1"])
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return len(list(gpus.iterdir())) if gpus.is_dir() else 0
+
+
+def form_fields() -> tuple[Field, ...]:
+    return FIELDS + (GPUS,) if visible_gpus() > 1 else FIELDS
 PARSE_HINTS = {int: "type a whole number, e.g. 60", float: "type a number, e.g. 2e-4 or 0.05",
                str: "must not be empty", list: "list module names separated by commas, or all-linear"}
 
@@ -86,13 +99,14 @@ class ConfigForm(VerticalScroll):
         self.config: RunConfig | None = config
         self.errors: dict[str, str] = {}
         self.busy = False  # a run is starting or training: Start stays off
+        self.fields = form_fields()
 
     def set_busy(self, busy: bool) -> None:
         self.busy = busy
         self.query_one("#start", Button).disabled = not self.valid or busy
 
     def compose(self) -> ComposeResult:
-        for field in FIELDS:
+        for field in self.fields:
             with Horizontal(classes="field-row"):
                 yield Label(field.label, classes="field-label")
                 value = _show(self._value(field.path))
@@ -122,7 +136,7 @@ class ConfigForm(VerticalScroll):
         """Show a config from elsewhere (another pane, an opened run) without echoing it back as an edit."""
         self._base = config
         with self.prevent(Input.Changed, Select.Changed):
-            for field in FIELDS:
+            for field in self.fields:
                 widget = self.query_one(f"#{field.id}")
                 value = _show(self._value(field.path))
                 if isinstance(widget, Select):
@@ -149,7 +163,7 @@ class ConfigForm(VerticalScroll):
         """Build a RunConfig from the fields; remember it, or the error under the field it names."""
         raw = self._base.to_dict()
         errors: dict[str, str] = {}
-        for field in FIELDS:
+        for field in self.fields:
             widget = self.query_one(f"#{field.id}")
             section, key = field.path.split(".")
             try:
@@ -167,8 +181,8 @@ class ConfigForm(VerticalScroll):
         self._show_errors()
 
     def _show_errors(self) -> None:
-        paths = {field.path for field in FIELDS}
-        for field in FIELDS:
+        paths = {field.path for field in self.fields}
+        for field in self.fields:
             message = self.errors.get(field.path, "")
             widget = self.query_one(f"#{field.id}-error", Static)
             widget.update(message)

@@ -1,6 +1,7 @@
 """The `studio` command: the app for `studio` and `studio watch DIR`, the engine for everything else.
 
     studio              the app on the embedded default config
+    studio --config F   the app with the run config F in the Train pane's form
     studio watch DIR    the app on a run directory (live if it still trains)
     studio SUBCOMMAND   headless, in studio.cli (train, resume, runs, control, chat, export, judge, eval)
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 
 from studio import cli
@@ -22,17 +24,26 @@ from studio.terminal import detach_terminal
 def main(argv: list[str] | None = None) -> int:
     args = cli.build_parser().parse_args(argv)  # one parser: `studio --help` lists every command
     if args.command is None:
-        return run_studio()
+        return run_studio(config=args.config)
     if args.command == "watch":
         return run_studio(watch=args.run_dir)
     return cli.main(argv)
 
 
-def run_studio(watch: Path | None = None) -> int:
+def run_studio(watch: Path | None = None, config: Path | None = None) -> int:
     """The app. Returns when it has closed and no run of this process trains."""
     from screens.app import StudioApp
+    from screens.state import StudioState
+    from studio.config import ConfigError, RunConfig
 
-    app = StudioApp(watch=watch, handle_signals=True)
+    state = None
+    if config is not None:
+        try:
+            state = StudioState(config=RunConfig.load(config))
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    app = StudioApp(watch=watch, handle_signals=True, state=state)
     app.run()
     run = app.state.training_run
     if run is None or not run.alive:

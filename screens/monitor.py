@@ -7,6 +7,8 @@ Events are buffered and folded into the widgets at most `REDRAW_HZ` times a seco
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -31,8 +33,10 @@ from screens.widgets.trend import Trend
 from screens.workers import ReportsWorkerErrors, WorkerFailed
 from studio import runs
 from studio.events import EventFollower
+from studio.formatting import format_duration
 from studio.paths import runs_dir
 from studio.run_state import RunState
+from studio.runs import RunError
 
 REDRAW_HZ = 4
 FOLLOW_EVERY_S = 0.5
@@ -50,6 +54,7 @@ class RunHistory:
         self.style: list[tuple[float, float]] = []
         self.lr: list[tuple[float, float]] = []
         self.grad_norm: list[tuple[float, float]] = []
+        self.judge: list[tuple[float, float]] = []  # the judge's mean score of the sampled answers
         self.status = Status(max_steps=max_steps, reason="edit the config, then press s to train")
 
     def add(self, event: dict[str, Any]) -> set[str]:
@@ -60,7 +65,27 @@ class RunHistory:
                 _append(series, step, event.get(key))
             s.step = step
             s.tokens_per_s, s.eta_s, s.memory_mb = event.get("tokens_per_s"), event.get("eta_s"), event.get("memory_mb")
+            s.observe_share = event.get("observe_share")
             return {"chart", "trends", "status"}
+        if kind == "prepare":
+            done, total = int(event.get("done", 0)), max(int(event.get("total", 0)), 1)
+            filled = round(20 * done / total)
+            s.reason = (f"preparing the data [{'█' * filled}{'░' * (20 - filled)}] {done:,}/{total:,} rows · "
+                        f"{event.get('rows_per_s') or 0:,.0f} rows/s · ETA {format_duration(event.get('eta_s'))}")
+            return {"status"}
+        if kind == "setup":
+            processes = int(event.get("processes") or 1)
+            s.setup = " ".join(str(part) for part in (
+                event.get("device"), event.get("precision"),
+                event.get("quantization") if event.get("quantization") not in (None, "none") else "",
+                f"x{processes} processes" if processes > 1 else "") if part)
+            return {"status"}
+        if kind == "resume":  # the steps after the checkpoint are trained again: forget their points
+            resumed_from = int(event.get("from_step", 0))
+            for series in (self.train, self.held_out, self.style, self.lr, self.grad_norm, self.judge):
+                series[:] = [point for point in series if point[0] <= resumed_from]
+            s.step = resumed_from
+            return {"chart", "trends", "status", "samples"}
         if kind == "eval":
             _append(self.held_out, step, event.get("eval_loss"))
             _append(self.style, step, event.get("style_loss"))
@@ -72,6 +97,13 @@ class RunHistory:
         if kind == "error":
             s.error = event.get("message", "")
             return {"status"}
+        if kind == "judge":
+            _append(self.judge, step, event.get("mean"))
+            s.judge = (f"judge {event['mean']:.2f} at step {step}" if event.get("mean") is not None else
+                       f"judge at step {step}: {event.get('note') or 'no score'}")
+            if event.get("failed"):
+                s.judge += f" ({event['failed']} failed)"
+            return {"chart", "status"}
         if kind == "checkpoint":
             s.reason = f"checkpoint saved: {event.get('path', '')}"
             return {"status"}
@@ -190,13 +222,50 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
         self._launch(config, run_dir, resume=True)
 
     def _launch(self, config, run_dir: Path | None = None, resume: bool = False) -> None:
-        self._show(None, in_process=True, max_steps=config.train.max_steps)
+        several = config.train.gpus > 1
+        self._show(None, in_process=not several, max_steps=config.train.max_steps)
         self.history.status.state = RunState.STARTING
-        self.history.status.reason = "importing the trainer (torch, transformers)..."
+        self.history.status.reason = (f"starting {config.train.gpus} processes (torchrun)..." if several else
+                                      "importing the trainer (torch, transformers)...")
         self._draw({"status"})
         self.query_one(ConfigForm).set_busy(True)
         self.refresh_bindings()
-        self._build_run(config, run_dir, resume)
+        if several:
+            self._start_processes(config, run_dir, resume)
+        else:
+            self._build_run(config, run_dir, resume)
+
+    class ProcessesStarted(Message):
+        """A run on several processes is training: watch it through its directory."""
+
+        def __init__(self, run_dir: Path) -> None:
+            super().__init__()
+            self.run_dir = run_dir
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group=START_GROUP,
+          description="starting the processes of a multi-GPU run")
+    def _start_processes(self, config, run_dir: Path | None, resume: bool) -> None:
+        """Worker thread: `studio train --gpus N` in its own session (it outlives the app, like a headless
+        run), then hand the run to the pane once rank 0 has said it lives."""
+        run_dir = run_dir or runs.new_run_dir(config, runs_dir())
+        paths = runs.RunPaths(run_dir)
+        if not resume:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            config.with_local_paths_resolved().save(paths.config)
+        command = [sys.executable, "-m", "studio.cli"] + (["resume", str(run_dir)] if resume else
+                                                          ["train", str(paths.config), "--run-dir", str(run_dir)])
+        log = run_dir / "launch.log"
+        with open(log, "ab") as out:
+            launcher = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        while not runs.is_alive(run_dir):
+            if launcher.poll() is not None:
+                raise RunError(f"the processes ended before training started: see {log} and {run_dir}/processes.log")
+            time.sleep(FOLLOW_EVERY_S)
+        self.post_message(self.ProcessesStarted(run_dir))
+
+    def on_monitor_pane_processes_started(self, message: ProcessesStarted) -> None:
+        self.open_run(message.run_dir)
 
     # torch and transformers take seconds to import: the run is built on a thread.
     @work(thread=True, exclusive=True, exit_on_error=False, group=START_GROUP,
@@ -299,9 +368,12 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
         changed: set[str] = set()
         for event in events:
             changed |= self.history.add(event)
-        samples = [e for e in events if e.get("type") == "sample"]
-        if samples:
-            self.query_one(SamplesView).add(samples)
+        view = self.query_one(SamplesView)
+        for event in events:
+            if event.get("type") == "sample":
+                view.add([event])
+            elif event.get("type") == "resume":
+                view.forget_after(int(event.get("from_step", 0)))
         self._draw(changed)
         if self.in_process:
             self._tell(events)
@@ -325,7 +397,8 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
     def _draw(self, parts: set[str]) -> None:
         h = self.history
         if "chart" in parts:
-            self.query_one(LossChart).show({"train": h.train, "held-out": h.held_out, "style": h.style})
+            self.query_one(LossChart).show({"train": h.train, "held-out": h.held_out, "style": h.style,
+                                            "judge": h.judge})
         if "trends" in parts:
             self.query_one("#trend-lr", Trend).show(h.lr)
             self.query_one("#trend-grad", Trend).show(h.grad_norm)

@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="studio", description="Fine-tune chat LLMs with LoRA and judge them.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.add_argument("--config", type=Path, metavar="TOML",
+                        help="open the app with this run config in the Train pane's form")
     sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("train", help="fine-tune headless (default: the embedded model on the demo data)")
@@ -40,6 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--root", type=Path, default=None, help="folder of runs (default: runs/ or $STUDIO_RUNS)")
     p.set_defaults(func=runs_command)
+
+    p = sub.add_parser("sweep", help="train a grid of runs (--set key=v1,v2 ...), then compare them")
+    p.add_argument("config", nargs="?", help="a run config TOML (default: the built-in defaults)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=V1,V2",
+                   help="a value, or several comma-separated ones to sweep (repeatable: the grid is every combination)")
+    p.add_argument("--sweep-dir", type=Path, help="the sweep's folder (default: runs/sweep-TIME); the same "
+                                                  "command with the same folder continues the sweep")
+    p.add_argument("--parallel", type=int, default=1, metavar="N", help="runs at once, one GPU each (default 1)")
+    p.set_defaults(func=sweep_command)
 
     p = sub.add_parser("compare", help="compare runs: a table of final figures, config differences, a PNG of curves")
     p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN")
@@ -154,15 +165,40 @@ def runs_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def sweep_command(args: argparse.Namespace) -> int:
+    import shlex
+    import time
+
+    from studio.sweep import run_sweep
+
+    cfg = RunConfig.load(args.config) if args.config else RunConfig()
+    sweep_dir = args.sweep_dir or runs_dir() / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+    again = shlex.join(["studio", "sweep", *([args.config] if args.config else []),
+                        *[arg for s in args.overrides for arg in ("--set", s)], "--sweep-dir", str(sweep_dir)])
+    print(f"sweep in {sweep_dir}; to continue it after a stop: {again}", flush=True)
+    run_dirs = run_sweep(cfg, args.overrides, sweep_dir, args.parallel)
+    present = [d for d in run_dirs if RunPaths(d).events.exists()]
+    if present:
+        print_comparison(present, sweep_dir / "compare.png", "step")
+    return 0
+
+
 def compare_command(args: argparse.Namespace) -> int:
     import time
 
+    png = args.png or Path("studio-exports") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    print_comparison(args.run_dirs, png, args.x)
+    return 0
+
+
+def print_comparison(run_dirs: list[Path], png: Path, x: str) -> None:
+    """The compare table, the config differences and the curves' PNG of these runs."""
     from rich.console import Console
     from rich.table import Table
 
     from studio.compare import config_differences, load_run, plot_curves, table_rows
 
-    runs = [load_run(path) for path in args.run_dirs]
+    runs = [load_run(path) for path in run_dirs]
     header, rows = table_rows(runs)
     table = Table(*header)
     for row in rows:
@@ -177,10 +213,7 @@ def compare_command(args: argparse.Namespace) -> int:
         console.print(diff)
     else:
         console.print("the configs are the same (but for the run names)")
-    out = plot_curves(runs, args.png or Path("studio-exports") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.png",
-                      x=args.x)
-    console.print(f"curves by {args.x}: {out}")
-    return 0
+    console.print(f"curves by {x}: {plot_curves(runs, png, x=x)}")
 
 
 def control_command(args: argparse.Namespace) -> int:

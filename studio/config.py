@@ -135,6 +135,8 @@ class TrainConfig:
     packing: bool = True  # padding-free: a batch's rows concatenated, never attending to each other
     nan_pause_after: int = 3  # consecutive non-finite steps that pause the run
     observe_budget: float = 0.1  # the most of the wall time evals and samples may take; later ones are skipped
+    judge_every: int = 0  # judge the sampled answers at these steps, off the training thread (0 = off)
+    judge_prompt: str = ""  # a judge preset or prompt TOML; "" = the default judge (local when no key is set)
     gpus: int = 1  # processes training data-parallel (one per GPU; on a CPU-only machine, CPU processes)
 
     def __post_init__(self) -> None:
@@ -156,6 +158,10 @@ class TrainConfig:
         _check(0.0 < self.observe_budget <= 1.0, "train.observe_budget",
                "must be in (0, 1]: the share of wall time evals and samples may take (1 = never skip one)")
         _check(self.gpus >= 1, "train.gpus", "must be at least 1")
+        _check(self.judge_every >= 0, "train.judge_every", "must be 0 (off) or a number of steps")
+        _check(not self.judge_every or (self.sample_every and self.judge_every % self.sample_every == 0),
+               "train.judge_every", "must be a multiple of train.sample_every: the judge scores the answers sampled "
+                                    "at those steps")
         _check_choice(self.scheduler, SCHEDULERS, "train.scheduler")
         _check_choice(self.optimizer, OPTIMIZERS, "train.optimizer")
 
@@ -211,7 +217,7 @@ class RunConfig:
                 raw["name"] = text
                 continue
             _check(len(parts) == 2 and parts[0] in _SECTIONS, key, "an override is section.key=value")
-            raw[parts[0]][parts[1]] = _parse_value(text)
+            raw[parts[0]][parts[1]] = parse_value(text)
         return RunConfig.from_dict(raw)
 
     def with_local_paths_resolved(self) -> RunConfig:
@@ -239,7 +245,8 @@ def _absolute_if_local(name: str) -> str:
     return str(path.resolve()) if path.exists() else name
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """A value as typed after `key=`: TOML (numbers, booleans, lists, quoted strings), else the text itself."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

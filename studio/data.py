@@ -4,6 +4,7 @@ check them, and encode them into train/eval sets, with a report of every row dro
     rows = load_rows(cfg)                 # dicts, each with "_line": its line in the file
     chat = to_messages(rows[0], cfg)      # [{"role": "system"?}, {"role": "user"}, {"role": "assistant"}]
     data = prepare(cfg, tokenizer)        # data.train, data.eval, data.report.summary(), ...
+    data = prepare(cfg, tokenizer, progress=lambda done, total: ..., should_stop=lambda: cancelled)
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import io
 import json
 import math
 import re
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -43,37 +46,72 @@ class MissingField(DataError):
         self.field = field_name
 
 
+class PreparationCancelled(StudioError):
+    """`prepare` stopped because its `should_stop` said so."""
+
+    def __init__(self) -> None:
+        super().__init__("data preparation cancelled")
+
+
 # -- reading rows -------------------------------------------------------------------------------------
+
+_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 
 def load_rows(cfg: DataConfig) -> list[Row]:
     """The dataset's rows as dicts, each with "_line": its line in the file (for .parquet and hub
     datasets, its row number from 1). Raises DataError when a configured column is in no row."""
-    rows = _read(cfg)
+    rows = _open(cfg).rows()
     _check_columns(rows, cfg)
     return rows
 
 
-def _read(cfg: DataConfig) -> list[Row]:
+@dataclass
+class _Source:
+    """Where a dataset's rows come from: a file, or a hub split already loaded by `datasets`."""
+
+    path: Path | None = None
+    hub: Any = None  # datasets.Dataset
+
+    def rows(self) -> list[Row]:
+        if self.path is not None:
+            return read_file(self.path)
+        return [{**row, "_line": number} for number, row in enumerate(self.hub.to_list(), start=1)]
+
+    def digest(self) -> str:
+        """What the rows are made of: sha256 of the file's bytes (a second per GB), or the fingerprint
+        `datasets` gives the hub split (from its files' hashes and the split)."""
+        if self.path is None:
+            return self.hub._fingerprint  # what datasets itself keys its caches by
+        _check_file(self.path)
+        with self.path.open("rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _open(cfg: DataConfig) -> _Source:
     if cfg.dataset == "demo":
-        return read_file(DEMO_ROWS)
+        return _Source(DEMO_ROWS)
     path = Path(cfg.dataset).expanduser()
-    if path.is_file() or path.suffix.lower() in {".jsonl", ".json", ".csv", ".parquet"}:
-        return read_file(path)
+    if path.is_file() or path.suffix.lower() in _SUFFIXES:
+        return _Source(path)
     if path.is_dir():
         raise DataError(f"{path}: is a folder; name a .jsonl, .json, .csv or .parquet file in it")
     if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", cfg.dataset):
         raise DataError(f"{cfg.dataset}: no such file, and not a hub dataset id (owner/name)")
-    return _read_hub(cfg.dataset, cfg.split)
+    return _Source(hub=_load_hub(cfg.dataset, cfg.split))
 
 
-def read_file(path: Path) -> list[Row]:
+def _check_file(path: Path) -> None:
     suffix = path.suffix.lower()
-    readers = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv}
-    if suffix not in readers and suffix != ".parquet":
+    if suffix not in _SUFFIXES:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json, .csv or .parquet")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+
+
+def read_file(path: Path) -> list[Row]:
+    _check_file(path)
+    suffix = path.suffix.lower()
     if suffix == ".parquet":
         return _read_parquet(path)
     raw = path.read_bytes()
@@ -82,6 +120,7 @@ def read_file(path: Path) -> list[Row]:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError(f"{path}:{line}: not UTF-8 text ({exc.reason})") from None
+    readers = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv}
     return readers[suffix](path, text)
 
 
@@ -196,7 +235,7 @@ def _read_parquet(path: Path) -> list[Row]:
     return [{**row, "_line": number} for number, row in enumerate(table.to_pylist(), start=1)]
 
 
-def _read_hub(name: str, split: str) -> list[Row]:
+def _load_hub(name: str, split: str):
     import datasets
     from huggingface_hub import HfApi
     from huggingface_hub.errors import RepositoryNotFoundError
@@ -212,12 +251,11 @@ def _read_hub(name: str, split: str) -> list[Row]:
             raise DataError(f"{name}: no network or not cached: the hub cannot be reached ({exc}); use a local "
                             f"file, or set HF_HUB_OFFLINE=1 to load a cached copy") from None
     try:
-        dataset = datasets.load_dataset(name, split=split)
+        return datasets.load_dataset(name, split=split)
     except ConnectionError as exc:
         raise DataError(f"{name}: no network or not cached: {exc}") from None
     except Exception as exc:  # unknown split, unreadable files...: datasets' own message says which
         raise DataError(f"{name} (split {split!r}): {exc}") from None
-    return [{**row, "_line": number} for number, row in enumerate(dataset.to_list(), start=1)]
 
 
 # Column names that usually hold the question and the answer, for the fix a missing column suggests.
@@ -329,6 +367,7 @@ class DataReport:
     truncated: list[int] = field(default_factory=list)  # prompt cut to fit (overlong = "truncate_prompt")
     no_labels: list[int] = field(default_factory=list)  # no answer token left to learn from
     lengths: dict[str, int] = field(default_factory=dict)  # p50, p90, p99, max tokens of the used rows
+    from_cache: bool = False  # loaded from the studio's cache of prepared data, not encoded again
 
     def summary(self) -> str:
         lines = [f"{self.source}: {self.rows} rows read, {self.used} used ({self.train} train, {self.eval} eval)"]
@@ -343,6 +382,8 @@ class DataReport:
                   for text, items in reasons if items]
         if self.lengths:
             lines.append("  tokens per row: " + ", ".join(f"{k} {v}" for k, v in self.lengths.items()))
+        if self.from_cache:
+            lines.append("  prepared data from cache")
         return "\n".join(lines)
 
     def why_all_dropped(self) -> str:
@@ -385,48 +426,128 @@ class _Example(NamedTuple):
     key: str  # canonical JSON of the chat: the identity used for duplicates, the split and the fingerprint
 
 
-class _Encoded(NamedTuple):
-    example: _Example
-    input_ids: list[int]
-    labels: list[int]
+BATCH_SECONDS = 0.1  # rows are encoded in batches of about this long: progress and cancel checks between them
 
 
-def prepare(cfg: DataConfig, tokenizer) -> Prepared:
+def prepare(cfg: DataConfig, tokenizer, progress: Callable[[int, int], None] | None = None,
+            should_stop: Callable[[], bool] | None = None, cache: bool = True) -> Prepared:
     """Load, check, encode and split the dataset with the tokenizer's chat template (apply the studio's
-    template to the tokenizer first). Raises DataError when no row is left to train on."""
+    template to the tokenizer first). Raises DataError when no row is left to train on.
+
+    While rows are encoded, `progress(done, total)` is called with the rows done so far, about ten times a
+    second and once at the end (done == total), and `should_stop()` is asked as often: True raises
+    PreparationCancelled. The result is kept in the studio's cache (studio.prepared_cache) and loaded from
+    it while the data's content, the tokenizer, its template and every data setting stay the same (the
+    report then says "prepared data from cache"); cache=False neither reads nor writes it.
+    """
+    from studio import prepared_cache
+
+    source = _open(cfg)
+    settings = {name: value for name, value in asdict(cfg).items() if name != "dataset"}
+    key = prepared_cache.key(source.digest(), settings, tokenizer) if cache else None
+    hit = prepared_cache.load(key) if key else None
+    if hit:
+        prepared = _from_cache(*hit, cfg)
+        if progress is not None:
+            progress(prepared.report.rows, prepared.report.rows)
+        return prepared
+    _stop_if_asked(should_stop)
+    rows = source.rows()
+    _check_columns(rows, cfg)
+    prepared = _prepare_rows(rows, cfg, tokenizer, progress, should_stop)
+    if key:
+        meta = {"report": asdict(prepared.report), "eval_questions": prepared.eval_questions,
+                "fingerprint": prepared.fingerprint}
+        prepared_cache.save(key, {"train": prepared.train, "eval": prepared.eval}, meta)
+    return prepared
+
+
+def _stop_if_asked(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise PreparationCancelled()
+
+
+def _prepare_rows(rows: list[Row], cfg: DataConfig, tokenizer, progress, should_stop) -> Prepared:
+    import pyarrow
+    import pyarrow.compute
+
     from studio import templates
 
-    rows = load_rows(cfg)
+    tokens = pyarrow.list_(pyarrow.int32())
+
     report = DataReport(cfg.dataset, len(rows), cfg.max_length, cfg.overlong)
-    examples = _usable(rows, cfg, report)
-    encoded = []
-    for example in examples:
-        result = templates.encode(tokenizer, example.messages, cfg.max_length, cfg.overlong)
-        if result is None:
-            report.dropped_overlong.append(example.line)
-        elif all(label == -100 for label in result.labels):  # nothing to learn: a zero-loss row
-            report.no_labels.append(example.line)
-        else:
-            if result.prompt_truncated:
-                report.truncated.append(example.line)
-            encoded.append(_Encoded(example, result.input_ids, result.labels))
-    if not encoded:
+    examples: list[_Example] = []  # every usable chat, in file order
+    kept: list[_Example] = []  # those encoded into a training row
+    ids_chunks, labels_chunks = [], []  # their token ids and labels, one Arrow array per batch
+    first_line: dict[str, int] = {}
+    for start, end in _batches(len(rows), progress, should_stop):
+        batch = _usable(rows[start:end], cfg, report, first_line)
+        examples += batch
+        batch_ids, batch_labels = [], []
+        encoded = templates.encode_many(tokenizer, [e.messages for e in batch], cfg.max_length, cfg.overlong)
+        for example, result in zip(batch, encoded):
+            if result is None:
+                report.dropped_overlong.append(example.line)
+            elif result.labels.count(-100) == len(result.labels):  # nothing to learn: a zero-loss row
+                report.no_labels.append(example.line)
+            else:
+                if result.prompt_truncated:
+                    report.truncated.append(example.line)
+                kept.append(example)
+                batch_ids.append(result.input_ids)
+                batch_labels.append(result.labels)
+        # Arrow arrays, not lists of Python ints: a quarter of the memory, and no conversion at the end.
+        ids_chunks.append(pyarrow.array(batch_ids, type=tokens))
+        labels_chunks.append(pyarrow.array(batch_labels, type=tokens))
+    if not kept:
         raise DataError(report.why_all_dropped())
 
-    train, held_out = _split(encoded, cfg)
-    report.used, report.train, report.eval = len(encoded), len(train), len(held_out)
-    report.lengths = _percentiles([len(e.input_ids) for e in encoded])
+    ids = pyarrow.chunked_array(ids_chunks, type=tokens)
+    table = pyarrow.table({"input_ids": ids, "labels": pyarrow.chunked_array(labels_chunks, type=tokens),
+                           "length": pyarrow.compute.list_value_length(ids).cast(pyarrow.int32())})
+    train, held_out = _split(kept, cfg)
+    report.used, report.train, report.eval = len(kept), len(train), len(held_out)
+    report.lengths = _percentiles(table["length"].to_numpy())
     return Prepared(
-        train=_dataset(train), eval=_dataset(held_out), report=report,
-        eval_questions=[e.example.messages[:-1] for e in held_out],
-        style_text=DEMO_STYLE.read_text(encoding="utf-8").strip() if cfg.dataset == "demo" else None,
-        fingerprint=_fingerprint(examples, cfg),
+        train=_dataset(table, train), eval=_dataset(table, held_out), report=report,
+        eval_questions=[kept[i].messages[:-1] for i in held_out],
+        style_text=_style_text(cfg), fingerprint=_fingerprint(examples, cfg),
     )
 
 
-def _usable(rows: list[Row], cfg: DataConfig, report: DataReport) -> list[_Example]:
-    """Every row as a chat, less the rows with empty fields and repeats of an earlier chat."""
-    examples, first_line = [], {}
+def _batches(total: int, progress, should_stop):
+    """(start, end) ranges of rows, each about BATCH_SECONDS of work; reports progress after each and
+    stops before the next when asked."""
+    size, start = 32, 0
+    while start < total:
+        _stop_if_asked(should_stop)
+        end = min(total, start + size)
+        began = time.perf_counter()
+        yield start, end
+        took = time.perf_counter() - began
+        size = max(16, min(2 * size, int(size * BATCH_SECONDS / max(took, 1e-3))))
+        start = end
+        if progress is not None:
+            progress(start, total)
+
+
+def _from_cache(sets: dict, meta: dict, cfg: DataConfig) -> Prepared:
+    report = DataReport(**meta["report"])
+    report.empty_fields = [tuple(item) for item in report.empty_fields]  # JSON gave lists
+    report.duplicates = [tuple(item) for item in report.duplicates]
+    report.source, report.from_cache = cfg.dataset, True
+    return Prepared(train=sets["train"], eval=sets["eval"], report=report, eval_questions=meta["eval_questions"],
+                    style_text=_style_text(cfg), fingerprint=meta["fingerprint"])
+
+
+def _style_text(cfg: DataConfig) -> str | None:
+    return DEMO_STYLE.read_text(encoding="utf-8").strip() if cfg.dataset == "demo" else None
+
+
+def _usable(rows: list[Row], cfg: DataConfig, report: DataReport, first_line: dict[str, int]) -> list[_Example]:
+    """Every row as a chat, less the rows with empty fields and repeats of an earlier chat (`first_line`
+    maps the chats seen so far to their lines)."""
+    examples = []
     for row in rows:
         try:
             messages = to_messages(row, cfg)
@@ -442,32 +563,31 @@ def _usable(rows: list[Row], cfg: DataConfig, report: DataReport) -> list[_Examp
     return examples
 
 
-def _split(encoded: list[_Encoded], cfg: DataConfig) -> tuple[list[_Encoded], list[_Encoded]]:
-    """Hold out the rows that rank first by a seeded hash of their content. The same seed holds out the
-    same rows whatever the file order, and editing a few rows barely moves the rest between the sets."""
-    count = len(encoded)
+def _split(kept: list[_Example], cfg: DataConfig) -> tuple[list[int], list[int]]:
+    """Indices (in file order) of the train and held-out rows. Hold out the rows that rank first by a seeded
+    hash of their content. The same seed holds out the same rows whatever the file order, and editing a few
+    rows barely moves the rest between the sets."""
+    count = len(kept)
     n_eval = min(cfg.eval_max_rows, max(1, round(count * cfg.eval_fraction))) if count > 1 else 0
-    ranked = sorted(encoded, key=lambda e: hashlib.sha256(f"{cfg.seed}\n{e.example.key}".encode()).digest())
-    held = {e.example.line for e in ranked[:n_eval]}
-    return ([e for e in encoded if e.example.line not in held],
-            [e for e in encoded if e.example.line in held])
+    ranked = sorted(range(count), key=lambda i: hashlib.sha256(f"{cfg.seed}\n{kept[i].key}".encode()).digest())
+    held = set(ranked[:n_eval])
+    return [i for i in range(count) if i not in held], sorted(held)
 
 
-def _dataset(encoded: list[_Encoded]):
+def _dataset(table, indices: list[int]):
+    """The table's rows at `indices` as a datasets.Dataset (input_ids, labels, length)."""
     import datasets
+    import pyarrow
 
-    ids = datasets.List(datasets.Value("int32"))
-    features = datasets.Features({"input_ids": ids, "labels": ids, "length": datasets.Value("int32")})
-    return datasets.Dataset.from_dict({"input_ids": [e.input_ids for e in encoded],
-                                       "labels": [e.labels for e in encoded],
-                                       "length": [len(e.input_ids) for e in encoded]}, features=features)
+    return datasets.Dataset(table.take(pyarrow.array(indices, type=pyarrow.int64())).combine_chunks())
 
 
-def _percentiles(lengths: list[int]) -> dict[str, int]:
+def _percentiles(lengths) -> dict[str, int]:
     """Nearest-rank percentiles: each is a length some row really has."""
     ordered = sorted(lengths)
     ranks = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
-    return {**{name: ordered[max(0, math.ceil(q * len(ordered)) - 1)] for name, q in ranks.items()}, "max": ordered[-1]}
+    return {**{name: int(ordered[max(0, math.ceil(q * len(ordered)) - 1)]) for name, q in ranks.items()},
+            "max": int(ordered[-1])}
 
 
 def _fingerprint(examples: list[_Example], cfg: DataConfig) -> str:

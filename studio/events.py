@@ -27,8 +27,11 @@ EVENT_FIELDS = {
     "checkpoint": ("path",),
     "status": ("state", "reason"),  # state: one of run_state.EMITTED
     "error": ("message",),
+    "prepare": ("done", "total", "rows_per_s", "eta_s"),  # rows of the dataset encoded so far
     "setup": ("device", "dtype", "precision", "quantization", "processes", "trainable_params", "total_params"),
     "resume": ("from_step",),  # events of later steps written before this one are superseded
+    # The sampled answers of a step, scored by a judge off the training thread (studio.judge_curve).
+    "judge": ("prompt", "mean", "std", "scored", "failed", "skipped", "note"),
 }
 
 Event = dict[str, Any]

@@ -25,13 +25,14 @@ class ProgressView:
         self.console = console or Console(stderr=True)
         self.progress = Progress(
             TextColumn("[bold]{task.fields[state]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss [cyan]{task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
+            TextColumn("loss [cyan]{task.fields[loss]}"), TextColumn("{task.fields[tps]}"),
             TextColumn("ETA {task.fields[eta]}"), TextColumn("[dim]observing {task.fields[observe]}"),
             console=self.console, transient=False,
         )
         self.task = self.progress.add_task("train", total=max_steps, state="loading", loss="-",
                                            tps="-", eta="--:--", observe="-")
         self._detached = not shown
+        self.preparing = None  # the data preparation's task, while rows are encoded
 
     def __enter__(self) -> ProgressView:
         if self.shown:
@@ -57,9 +58,17 @@ class ProgressView:
 
     def on_event(self, event: Event) -> None:
         kind = event["type"]
-        if kind == "step":
+        if kind == "prepare":
+            if self.preparing is None:
+                self.preparing = self.progress.add_task("prepare", total=event["total"], state="preparing data",
+                                                        loss="-", tps="-", eta="--:--", observe="-")
+            self.progress.update(self.preparing, completed=event["done"], tps=f"{_number(event.get('rows_per_s'), ',.0f')} rows/s",
+                                 eta=format_duration(event.get("eta_s")))
+            if event["done"] >= event["total"]:
+                self.progress.remove_task(self.preparing)
+        elif kind == "step":
             self.progress.update(self.task, completed=event["step"], loss=_number(event.get("loss"), ".4f"),
-                                 tps=_number(event.get("tokens_per_s"), ".0f"), eta=format_duration(event.get("eta_s")),
+                                 tps=f"{_number(event.get('tokens_per_s'), ',.0f')} tok/s", eta=format_duration(event.get("eta_s")),
                                  observe=_number(event.get("observe_share"), ".0%"))
         elif kind == "status":
             self.progress.update(self.task, state=event["state"])
@@ -71,6 +80,10 @@ class ProgressView:
             self.note(f"[green]eval @ {event['step']}[/]: " + ", ".join(parts))
         elif kind == "sample" and event.get("mode") == "greedy":
             self.note(f"[magenta]sample @ {event['step']}[/] {event['prompt'][:60]!r} -> {event['response'][:100]!r}")
+        elif kind == "judge":
+            score = _number(event.get("mean"), ".2f")
+            failed = f", {event['failed']} failed" if event.get("failed") else ""
+            self.note(f"[green]judge @ {event['step']}[/]: {score}{failed} {event.get('note') or ''}".rstrip())
         elif kind == "checkpoint":
             self.note(f"[blue]checkpoint[/] {event['path']}")
         elif kind == "error":

@@ -13,6 +13,12 @@ so they work for any template, the tokenizer's own included:
   the chunk's tokens.
 - Text in message contents that looks like a special token (a user typing "<|im_end|>") is found by
   rendering with marked contents and gets tokenized as plain text.
+
+That exact path renders a chat once per answer and twice more. For datasets, `encode_many` renders most
+chats once (with `render_jinja_template`, the function under `apply_chat_template`): it learns where a
+template puts the answers from the first chats of each sequence of roles (through the exact path) and uses
+that layout only for chats whose rendering matches it exactly, with the same ids and labels as the exact
+path (see "tokenizing many chats" below).
 """
 
 from __future__ import annotations
@@ -22,8 +28,12 @@ import json
 import os
 import re
 import traceback
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import pairwise
+from typing import NamedTuple
 
 import jinja2
 
@@ -201,7 +211,7 @@ def _template_line(error: Exception) -> int | None:
     return frames[-1].lineno if frames else None
 
 
-# -- tokenizing a chat ----------------------------------------------------------------------------
+# -- tokenizing a chat: the exact path ------------------------------------------------------------
 
 
 @dataclass
@@ -217,15 +227,41 @@ def _tokenize_chat(tokenizer, messages: Messages, add_generation_prompt: bool) -
     plain = _content_specials(tokenizer, messages, add_generation_prompt, text)
     cuts = sorted({0, len(text), *(c for span in spans + plain for c in span)})
     prepends = _prepends_space(tokenizer)
+    chunks = [_encode_piece(tokenizer, text[start:end], any(a <= start and end <= b for a, b in plain),
+                            mid_text=start > 0 and prepends) for start, end in pairwise(cuts)]
+    return _assemble(cuts, chunks, spans)
 
+
+def _assemble(cuts: list[int], chunks: list[list[int]], spans: list[tuple[int, int]]) -> _Tokenized:
+    """The chat's ids from its chunks' ids (chunk k lies between cuts k and k + 1), and the answers' token
+    ranges (each answer boundary is a cut)."""
     ids: list[int] = []
     token_at: dict[int, int] = {}  # char cut -> token index
-    for start, end in zip(cuts, cuts[1:]):
+    for start, chunk in zip(cuts, chunks):
         token_at[start] = len(ids)
-        as_text = any(a <= start and end <= b for a, b in plain)
-        ids += _encode_piece(tokenizer, text[start:end], as_text, mid_text=start > 0 and prepends)
-    token_at[len(text)] = len(ids)
+        ids += chunk
+    token_at[cuts[-1]] = len(ids)
     return _Tokenized(ids, [(token_at[a], token_at[b]) for a, b in spans])
+
+
+class _Answer(NamedTuple):
+    """Where the exact path puts one assistant turn's answer in the chat's text, and what decided it."""
+
+    start: int  # where the generation prompt and the turn part from the chat
+    end: int  # where the turn parts from the chat, less trailing whitespace; no answer unless end > start
+    prompt_end: int  # the length of the generation prompt's rendering
+    turn_end: int  # the length of the turn's rendering (the chat up to and including the turn)
+    agreed: int  # how far the turn's rendering agrees with the chat
+
+
+def _answer(tokenizer, messages: Messages, i: int, text: str) -> _Answer:
+    prompt = _render(tokenizer, messages[:i], add_generation_prompt=True)
+    turn = _render(tokenizer, messages[:i + 1], add_generation_prompt=False)
+    start = len(os.path.commonprefix([prompt, turn, text]))
+    agreed = end = len(os.path.commonprefix([turn, text]))
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return _Answer(start, end, len(prompt), len(turn), agreed)
 
 
 def _answer_spans(tokenizer, messages: Messages, text: str) -> list[tuple[int, int]]:
@@ -235,19 +271,9 @@ def _answer_spans(tokenizer, messages: Messages, text: str) -> list[tuple[int, i
     at sampling time, it starts where the two renderings part (and a diagnostic says so). An assistant
     message that opens the chat has no prompt to learn it from: it is context, not trained.
     """
-    spans = []
-    for i, message in enumerate(messages):
-        if message.get("role") != "assistant" or i == 0:
-            continue
-        prompt = _render(tokenizer, messages[:i], add_generation_prompt=True)
-        turn = _render(tokenizer, messages[:i + 1], add_generation_prompt=False)
-        start = len(os.path.commonprefix([prompt, turn, text]))
-        end = len(os.path.commonprefix([turn, text]))
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        if end > start:
-            spans.append((start, end))
-    return spans
+    answers = (_answer(tokenizer, messages, i, text) for i, message in enumerate(messages)
+               if message.get("role") == "assistant" and i > 0)
+    return [(a.start, a.end) for a in answers if a.end > a.start]
 
 
 @lru_cache(maxsize=32)
@@ -255,9 +281,13 @@ def _specials_pattern(specials: tuple[str, ...]) -> re.Pattern:
     return re.compile("|".join(map(re.escape, sorted(specials, key=len, reverse=True))) or "(?!)")
 
 
+def _special_texts(tokenizer) -> tuple[str, ...]:
+    return tuple(t.content for t in tokenizer.added_tokens_decoder.values() if t.special)
+
+
 def _content_specials(tokenizer, messages: Messages, add_generation_prompt: bool, text: str) -> list[tuple[int, int]]:
     """Character spans in `text` where a message's content (not the template) wrote a special token's text."""
-    pattern = _specials_pattern(tuple(t.content for t in tokenizer.added_tokens_decoder.values() if t.special))
+    pattern = _specials_pattern(_special_texts(tokenizer))
     if not any(isinstance(m.get("content"), str) and pattern.search(m["content"]) for m in messages):
         return []
     marked_messages = [
@@ -300,6 +330,263 @@ def _encode_piece(tokenizer, piece: str, as_text: bool, mid_text: bool) -> list[
     return encode(piece)
 
 
+# -- tokenizing many chats: one rendering each -----------------------------------------------------
+#
+# The exact path renders a chat 2k + 1 times for k answers. Most templates write a chat as text of their
+# own between the message contents, the same for every chat with the same roles in the same order (its
+# shape). The first chat of each shape goes the exact path, and the shape's layout is learned from it:
+# the template's text around the contents, and each answer's start and end as a distance from its content.
+# A later chat of that shape is rendered once; when the rendering is exactly the layout with the chat's own
+# contents in place, its answers are where the layout puts them, and the chunks of many chats are tokenized
+# in one batch call. Everything else goes the exact path: a shape whose answer boundaries could depend on
+# the contents (they are not pinned by the template's own text), a chat whose rendering differs from its
+# layout (a template that reads inside the contents), contents holding special-token text (kept plain text
+# by the exact path) or ending in whitespace where an answer ends with its content. The first chats of each
+# shape are encoded both ways and compared: one difference sends the shape the exact path for good, and so
+# do a few chats in a row that teach no layout.
+
+_CHECKED_PER_SHAPE = 2  # chats of a shape encoded both ways before its layout is trusted
+_TRIES = 3  # chats of a shape that teach no layout (their contents are read or rewritten) before giving up
+_PART_CHARS = 8_000  # characters of content rendered, then tokenized, together
+_PLAIN_KEYS = {"role", "content"}  # chats whose messages hold anything else go the exact path
+_SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> (its template state, shapes)
+
+
+@dataclass
+class _Layout:
+    segments: list[str]  # the template's text before, between and after the messages' contents
+    answers: list[tuple[int, int, int]]  # (message index, answer chars before the content, answer chars after it)
+
+
+@dataclass
+class _Shape:
+    """What is known of how the active template lays out the chats of one sequence of roles."""
+
+    layout: _Layout | None = None
+    checked: int = 0  # chats encoded both ways, with the same result
+    misses: int = 0  # chats no layout could be learned from
+    wrong: bool = False  # the layout gave a chat other masks than the exact path
+
+    @property
+    def trusted(self) -> bool:
+        return self.checked >= _CHECKED_PER_SHAPE and not self.wrong
+
+    @property
+    def abandoned(self) -> bool:
+        return self.wrong or self.misses >= _TRIES
+
+
+def _shapes(tokenizer) -> dict[tuple[str, ...], _Shape]:
+    """What is known per shape for the tokenizer's active template; forgotten when the template or tokens change."""
+    state = (tokenizer.chat_template, len(tokenizer), repr(tokenizer.special_tokens_map))
+    known = _SHAPES.get(tokenizer)
+    if known is None or known[0] != state:
+        known = _SHAPES[tokenizer] = (state, {})
+    return known[1]
+
+
+def _tokenize_chats(tokenizer, chats: list[Messages]) -> list[_Tokenized]:
+    """Each chat as `_tokenize_chat(tokenizer, chat, add_generation_prompt=False)` tokenizes it."""
+    shapes = _shapes(tokenizer)
+    unsafe = _specials_pattern((*_special_texts(tokenizer), _MARK_START, _MARK_END))
+    results: list[_Tokenized | None] = [None] * len(chats)
+    batch: list[tuple[int, _Layout]] = []
+    for index, chat in enumerate(chats):
+        plain = chat and all(m.keys() == _PLAIN_KEYS and isinstance(m["content"], str)
+                             and isinstance(m["role"], str) and not unsafe.search(m["content"]) for m in chat)
+        shape = shapes.setdefault(tuple(m["role"] for m in chat), _Shape()) if plain else None
+        if shape and shape.trusted:
+            batch.append((index, shape.layout))
+        elif shape and not shape.abandoned:
+            results[index] = _learn(tokenizer, shape, chat)
+        else:
+            results[index] = _tokenize_chat(tokenizer, chat, add_generation_prompt=False)
+    laid_out = _tokenize_by_layout(tokenizer, [(chats[index], layout) for index, layout in batch])
+    for (index, _), tokenized in zip(batch, laid_out):
+        results[index] = tokenized or _tokenize_chat(tokenizer, chats[index], add_generation_prompt=False)
+    return results
+
+
+def _learn(tokenizer, shape: _Shape, chat: Messages) -> _Tokenized:
+    """The chat through the exact path; its shape's layout learned from it, or checked against it."""
+    exact = _tokenize_chat(tokenizer, chat, add_generation_prompt=False)
+    layout = shape.layout or _learn_layout(tokenizer, chat)
+    laid_out = _tokenize_by_layout(tokenizer, [(chat, layout)])[0] if layout else None
+    if laid_out == exact:
+        shape.layout, shape.checked = layout, shape.checked + 1
+    elif laid_out is not None:
+        shape.wrong = True  # the layout puts an answer elsewhere than the exact path: never use it
+    elif shape.layout is None:
+        shape.misses += 1  # the template reads or rewrites this chat's contents: try another chat
+    return exact
+
+
+def _learn_layout(tokenizer, messages: Messages) -> _Layout | None:
+    """The layout of the chat's shape, or None where an answer's boundaries are not pinned by template text."""
+    text = _render(tokenizer, messages, add_generation_prompt=False)
+    marked = _render(tokenizer, [{**m, "content": f"{_MARK_START}{m['content']}{_MARK_END}"} for m in messages],
+                     add_generation_prompt=False)
+    pieces = _MARKED.split(marked)  # segment, content, segment, ..., content, segment
+    segments, contents = pieces[0::2], pieces[1::2]
+    if contents != [m["content"] for m in messages] or "".join(pieces) != text \
+            or any(_MARK_START in s or _MARK_END in s for s in segments):
+        return None  # the template drops, repeats or rewrites a content
+    answers, position = [], 0
+    for i, (segment, content) in enumerate(zip(segments, contents)):
+        before, position = position, position + len(segment)  # `before`: where segment i starts
+        start, end, position = position, position + len(content), position + len(content)
+        if messages[i]["role"] != "assistant" or i == 0:
+            continue
+        after = end + len(segments[i + 1])  # where the template's text after this content ends
+        a = _answer(tokenizer, messages, i, text)
+        # The answer must start in the template's text before the content, at a point the content cannot
+        # move (the renderings part there, or the generation prompt ends with the text before the content),
+        # and end in the template's text after it, at a point the next content cannot move.
+        starts_pinned = before <= a.start < start or (a.start == start and a.prompt_end == start)
+        ends_pinned = end <= a.agreed < after or (a.agreed == after and after in (a.turn_end, len(text)))
+        if not (starts_pinned and ends_pinned and end <= a.end and a.end > a.start):
+            return None
+        answers.append((i, start - a.start, a.end - end))
+    return _Layout(segments, answers)
+
+
+def _layout_spans(layout: _Layout, chat: Messages, text: str) -> list[tuple[int, int]] | None:
+    """Character spans of the chat's answers in its rendering `text`; None unless `text` follows the layout."""
+    parts, content_at, position = [], [], 0
+    for segment, message in zip(layout.segments, chat):
+        position += len(segment)
+        content_at.append(position)
+        position += len(message["content"])
+        parts += (segment, message["content"])
+    parts.append(layout.segments[-1])
+    if "".join(parts) != text:
+        return None
+    spans = []
+    for index, lead, tail in layout.answers:
+        content = chat[index]["content"]
+        if not content or (not tail and content[-1].isspace()):
+            return None  # the exact path would end this answer before its trailing whitespace
+        spans.append((content_at[index] - lead, content_at[index] + len(content) + tail))
+    return spans
+
+
+def _tokenize_by_layout(tokenizer, items: list[tuple[Messages, _Layout]]) -> list[_Tokenized | None]:
+    """Each chat rendered once and cut where its layout puts the answers, the chunks tokenized in batches;
+    None for a chat whose rendering does not follow its layout."""
+    if not items:
+        return []
+    prepends = _prepends_space(tokenizer)
+    # The tokenizer's batch call releases the GIL: while it tokenizes one part, the next one renders.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        planned = []
+        for part in _parts(items):
+            plans, pieces = _plan(tokenizer, part, prepends)
+            planned.append((plans, pool.submit(_encode_pieces, tokenizer, pieces)))
+        results = []
+        for plans, tokenizing in planned:
+            ids = tokenizing.result()
+            results += [plan and _assemble(plan.starts, [ids[piece] for piece in plan.pieces], plan.spans)
+                        for plan in plans]
+        return results
+
+
+def _parts(items: list[tuple[Messages, _Layout]]):
+    """The items in runs of about _PART_CHARS characters of content: small enough that the last run's
+    tokenizing, which nothing overlaps, is short; large enough for the tokenizer's batch call to pay."""
+    part, size = [], 0
+    for item in items:
+        part.append(item)
+        size += sum(len(m["content"]) for m in item[0])
+        if size >= _PART_CHARS:
+            yield part
+            part, size = [], 0
+    if part:
+        yield part
+
+
+class _Plan(NamedTuple):
+    starts: list[int]  # where each piece of the chat's text starts, then the text's length
+    pieces: list[int]  # the pieces in order, as indices into the distinct pieces to tokenize
+    spans: list[tuple[int, int]]  # the answers' character spans (each boundary starts a piece)
+
+
+def _plan(tokenizer, items: list[tuple[Messages, _Layout]], prepends: bool) -> tuple[list, list[tuple[str, bool]]]:
+    """Each chat's plan, or None where its rendering does not follow its layout; and the distinct pieces to
+    tokenize: (text, whether it is mid-text).
+
+    The text is cut at the answers' boundaries, and further at the template's special tokens: the tokenizer
+    splits a text at those before anything else, so the pieces tokenize apart exactly as together, and text
+    the template repeats in every chat (a default system prompt, role headers) is tokenized once per batch.
+    Not for a tokenizer that puts a prefix space at the start of a text: whether it does after a special
+    token depends on the tokenizer."""
+    try:
+        texts = _render_plain(tokenizer, [chat for chat, _ in items])
+    except Exception:  # the exact path raises it (a TemplateError where the template is at fault)
+        return [None] * len(items), []
+    splitter = None if prepends else _splitter(tokenizer)
+    plans, pieces = [], {}
+    for (chat, layout), text in zip(items, texts):
+        spans = _layout_spans(layout, chat, text)
+        if spans is None:
+            plans.append(None)
+            continue
+        starts, order = [], []
+        for a, b in pairwise(sorted({0, len(text), *(c for span in spans for c in span)})):
+            at = a
+            for piece in splitter.split(text[a:b]) if splitter else (text[a:b],):
+                if piece:
+                    starts.append(at)
+                    order.append(pieces.setdefault((piece, at > 0 and prepends), len(pieces)))
+                    at += len(piece)
+        plans.append(_Plan([*starts, len(text)], order, spans))
+    return plans, list(pieces)
+
+
+def _render_plain(tokenizer, chats: list[Messages]) -> list[str]:
+    """The chats rendered by the function under `apply_chat_template`, without its conversion of each message
+    to plain data (a tenth of the time for long chats): these messages are plain already. A rendering
+    that came out differently would not follow its layout, which was learned through `apply_chat_template`."""
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    texts, _ = render_jinja_template(conversations=chats, chat_template=tokenizer.get_chat_template(),
+                                     add_generation_prompt=False, **tokenizer.special_tokens_map)
+    return texts
+
+
+def _splitter(tokenizer) -> re.Pattern:
+    """Splits a text around the special tokens the tokenizer always cuts at (none that eat nearby spaces)."""
+    cut_at = tuple(t.content for t in tokenizer.added_tokens_decoder.values()
+                   if t.special and not (t.lstrip or t.rstrip or t.single_word or t.normalized))
+    return _cut_pattern(cut_at)
+
+
+@lru_cache(maxsize=32)
+def _cut_pattern(specials: tuple[str, ...]) -> re.Pattern:
+    return re.compile(f"({_specials_pattern(specials).pattern})")
+
+
+def _encode_pieces(tokenizer, pieces: list[tuple[str, bool]]) -> list[list[int]]:
+    """`_encode_piece(tokenizer, piece, as_text=False, mid_text=mid)` for each (piece, mid), in one batch."""
+    newline = tokenizer.encode("\n", add_special_tokens=False)
+    encoded = _encode_batch(tokenizer, ["\n" + piece if mid else piece for piece, mid in pieces])
+    for k, ((piece, mid), ids) in enumerate(zip(pieces, encoded)):
+        if mid:
+            encoded[k] = ids[len(newline):] if ids[:len(newline)] == newline else _encode_batch(tokenizer, [piece])[0]
+    return encoded
+
+
+def _encode_batch(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Each text's ids as `tokenizer.encode(text, add_special_tokens=False)` gives them, in one call: a fast
+    tokenizer's own batch encoder (on several cores unless TOKENIZERS_PARALLELISM=false)."""
+    if not texts:
+        return []
+    backend = tokenizer.backend_tokenizer if tokenizer.is_fast else None
+    if backend is None or backend.padding or backend.truncation:  # the tokenizer's own call resets those
+        return tokenizer(texts, add_special_tokens=False, split_special_tokens=False)["input_ids"]
+    backend.encode_special_tokens = False  # as the tokenizer's own call sets it for split_special_tokens=False
+    return [encoding.ids for encoding in backend.encode_batch_fast(texts, add_special_tokens=False)]
+
+
 # -- training rows and sampling prompts -----------------------------------------------------------
 
 
@@ -314,9 +601,17 @@ def encode(tokenizer, messages: Messages, max_length: int, overlong: str = "drop
       ending with the last answer, so the earliest prompt text goes first (the system turn too). An
       earlier answer the cut goes through keeps no loss. None if the last answer alone does not fit.
     """
+    return encode_many(tokenizer, [messages], max_length, overlong)[0]
+
+
+def encode_many(tokenizer, chats: list[Messages], max_length: int, overlong: str = "drop") -> list[Encoded | None]:
+    """`encode` for each chat, the same results; most chats are rendered once and tokenized in one batch."""
     if overlong not in ("drop", "truncate_prompt"):
         raise ValueError(f"overlong must be drop or truncate_prompt, not {overlong!r}")
-    chat = _tokenize_chat(tokenizer, messages, add_generation_prompt=False)
+    return [_fit(tokenizer, chat, max_length, overlong) for chat in _tokenize_chats(tokenizer, chats)]
+
+
+def _fit(tokenizer, chat: _Tokenized, max_length: int, overlong: str) -> Encoded | None:
     ids = chat.ids
     labels = [-100] * len(ids)
     for start, end in chat.answers:

@@ -33,16 +33,18 @@ from studio import checkpoints, distributed, heldout, models, runs, sampling, te
 from studio.batching import TokenBudgetBatches
 from studio.config import RunConfig
 from studio.controls import Controls, Interrupted
-from studio.data import prepare
+from studio.data import PreparationCancelled, prepare
 from studio.errors import StudioError
 from studio.events import EventBus, JsonlWriter
+from studio.judge_curve import JudgeCurve
 from studio.run_state import RunState
 from studio.runs import RunPaths
 
 # Keys that only shape what is observed or kept, not what is learned: changing them does not block resume.
 OBSERVATION_KEYS = {"name", "train.eval_every", "train.sample_every", "train.save_every", "train.sample_prompts",
                     "train.sample_max_new_tokens", "train.sample_temperature", "train.nan_pause_after",
-                    "train.keep_checkpoints", "train.observe_budget", "model.device"}
+                    "train.keep_checkpoints", "train.observe_budget", "train.judge_every", "train.judge_prompt",
+                    "model.device"}
 
 OOM_HINT = ("out of memory: lower train.batch_size (raise train.grad_accum to keep the effective batch), "
             "lower data.max_length, set model.gradient_checkpointing = true, or model.quantization = \"4bit\"; "
@@ -281,9 +283,11 @@ class TrainingRun:
     # -- the thread -------------------------------------------------------------------------------
 
     def _main(self) -> None:
+        judge_curve = None
         try:
             self._set_state(RunState.LOADING, reason=f"loading {self.cfg.model.name} and {self.cfg.data.dataset}")
             resume_from = self._build()
+            judge_curve = self._judge_curve()
             if resume_from is None and not self._measure_base_model():
                 self._set_state(RunState.STOPPED, reason="stopped before the first step: nothing trained or saved")
                 return
@@ -292,6 +296,8 @@ class TrainingRun:
             self._save_adapter(self.hf.model)
             self._set_state(RunState.STOPPED if self._stopping else RunState.FINISHED,
                             reason="stopped on request" if self._stopping else f"reached {self.cfg.train.max_steps} steps")
+        except PreparationCancelled:
+            self._set_state(RunState.STOPPED, reason="stopped while preparing the data: nothing trained or saved")
         except torch.cuda.OutOfMemoryError:
             self.error = OOM_HINT
             self._emit("error", message=self.error)
@@ -301,6 +307,8 @@ class TrainingRun:
             self._emit("error", message=self.error)
             self._set_state(RunState.FAILED, reason=self.error)
         finally:
+            if judge_curve is not None:
+                judge_curve.close()
             if self.main_process:
                 runs.mark_gone(self.paths.root)
             if self._writer is not None:
@@ -313,7 +321,8 @@ class TrainingRun:
         transformers.logging.disable_progress_bar()  # the studio shows its own progress
         tokenizer = models.load_tokenizer(cfg.model.name, trust_remote_code=cfg.model.trust_remote_code)
         added = templates.apply_template(tokenizer, cfg.template)
-        data = prepare(cfg.data, tokenizer)
+        data = prepare(cfg.data, tokenizer, progress=self._preparation_progress(),
+                       should_stop=lambda: self.controls.pending("stop"))
         self.fingerprints = checkpoints.Fingerprints(
             config=resume_relevant(cfg), dataset=data.fingerprint,
             template=templates.template_fingerprint(tokenizer), tokenizer=_tokenizer_fingerprint(tokenizer))
@@ -390,6 +399,30 @@ class TrainingRun:
                                 processing_class=tokenizer, callbacks=[_Hooks(self)], studio_run=self)
         self.hf.remove_callback(transformers.trainer_callback.PrinterCallback)  # our events replace its prints
         return resume_from
+
+    def _judge_curve(self) -> JudgeCurve | None:
+        """The judge score curve (train.judge_every), on rank 0, scoring the greedy and sampled answers."""
+        t = self.cfg.train
+        if not (t.judge_every and t.sample_every and self.sample_chats and self.main_process):
+            return None
+        return JudgeCurve(self.bus, t.judge_prompt, t.judge_every, t.max_steps, 2 * len(self.sample_chats))
+
+    def _preparation_progress(self):
+        """A `prepare` progress callback that writes `prepare` events, at most twice a second and at the end."""
+        started = time.perf_counter()
+        last = 0.0
+
+        def progress(done: int, total: int) -> None:
+            nonlocal last
+            now = time.perf_counter()
+            if now - last < 0.5 and done < total:
+                return
+            last = now
+            rate = done / max(now - started, 1e-9)
+            self._emit("prepare", done=done, total=total, rows_per_s=rate,
+                       eta_s=(total - done) / rate if rate else None)
+
+        return progress
 
     def _checkpoint_to_resume(self) -> Path | None:
         root = self.paths.checkpoints

@@ -9,9 +9,19 @@ from pathlib import Path
 import pytest
 
 from studio.config import DataConfig
-from studio.data import DataError, demo_controls, load_rows, prepare, to_messages
+from studio.data import DataError, PreparationCancelled, demo_controls, load_rows, prepare, to_messages
 
 DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def prepared_cache_root(tmp_path, monkeypatch):
+    """Each test's prepared data goes to a cache of its own, empty at the start."""
+    from studio import prepared_cache
+
+    root = tmp_path / "prepared-cache"
+    monkeypatch.setattr(prepared_cache, "root", lambda: root)
+    return root
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> str:
@@ -218,3 +228,131 @@ def test_demo_controls_pair_plain_and_yoda_answers():
     assert {c["group"] for c in controls} == {"base", "target"}
     assert controls[0]["question"] == controls[1]["question"]
     assert controls[0]["text"] != controls[1]["text"]
+
+
+# -- the cache of prepared data -----------------------------------------------------------------------
+
+
+def same_sets(a, b) -> bool:
+    return (a.train.to_dict() == b.train.to_dict() and a.eval.to_dict() == b.eval.to_dict()
+            and a.eval_questions == b.eval_questions and a.fingerprint == b.fingerprint)
+
+
+def test_a_second_preparation_of_the_same_data_loads_from_the_cache(tmp_path, smol_tokenizer):
+    path = write_jsonl(tmp_path / "rows.jsonl", [*qa_rows(30), qa_rows(30)[4], {"question": "", "yoda": "Hmm."}])
+    first = prepare(DataConfig(dataset=path), smol_tokenizer)
+    assert not first.report.from_cache
+    again = prepare(DataConfig(dataset=path), smol_tokenizer)
+    assert again.report.from_cache and again.report.summary().endswith("prepared data from cache")
+    assert same_sets(first, again)
+    assert again.report.duplicates == [(5, 31)] and again.report.empty_fields == [(32, "question")]
+    assert again.report.summary().replace("\n  prepared data from cache", "") == first.report.summary()
+
+
+def test_the_cache_follows_the_content_not_the_path(tmp_path, smol_tokenizer):
+    rows = qa_rows(20)
+    prepare(DataConfig(dataset=write_jsonl(tmp_path / "a.jsonl", rows)), smol_tokenizer)
+    moved = prepare(DataConfig(dataset=write_jsonl(tmp_path / "b.jsonl", rows)), smol_tokenizer)
+    assert moved.report.from_cache and moved.report.source.endswith("b.jsonl")
+
+
+def added_token(tokenizer):
+    tokenizer.add_special_tokens({"extra_special_tokens": ["<|new|>"]}, replace_extra_special_tokens=False)
+
+
+def other_template(tokenizer):
+    from studio.config import TemplateConfig
+    from studio.templates import apply_template
+
+    apply_template(tokenizer, TemplateConfig(preset="zephyr"))
+
+
+@pytest.mark.parametrize("change", [
+    "edited row", "max_length", "overlong", "system_prompt", "eval_fraction", "seed", "added token", "template"])
+def test_any_change_to_what_shapes_the_sets_prepares_again(tmp_path, smol_tokenizer, change):
+    import copy
+
+    rows = qa_rows(10)
+    path = write_jsonl(tmp_path / "rows.jsonl", rows)
+    tokenizer = copy.deepcopy(smol_tokenizer) if change in ("added token", "template") else smol_tokenizer
+    prepare(DataConfig(dataset=path), tokenizer)
+    settings = {"max_length": 64, "overlong": "truncate_prompt", "system_prompt": "Be Yoda.",
+                "eval_fraction": 0.2, "seed": 7}
+    if change == "edited row":
+        rows[3]["yoda"] = "Changed, this answer is."
+        write_jsonl(tmp_path / "rows.jsonl", rows)
+    {"added token": added_token, "template": other_template}.get(change, lambda _: None)(tokenizer)
+    cfg = DataConfig(dataset=path, **{change: settings[change]} if change in settings else {})
+    after = prepare(cfg, tokenizer)
+    assert not after.report.from_cache
+    assert same_sets(after, prepare(cfg, tokenizer, cache=False))
+
+
+def damage(entry: Path, how: str) -> None:
+    arrow = next(entry.glob("train/*.arrow"))
+    if how == "cut short":
+        arrow.write_bytes(arrow.read_bytes()[:100])
+    elif how == "file missing":
+        arrow.unlink()
+    elif how == "garbled meta":
+        (entry / "meta.json").write_text("{not json", encoding="utf-8")
+    elif how == "a flipped byte":
+        data = bytearray(arrow.read_bytes())
+        data[len(data) // 2] ^= 1  # inside the token ids: the file still reads
+        arrow.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["cut short", "file missing", "garbled meta", "a flipped byte"])
+def test_a_damaged_cache_entry_is_prepared_again(tmp_path, smol_tokenizer, prepared_cache_root, how):
+    path = write_jsonl(tmp_path / "rows.jsonl", qa_rows(20))
+    first = prepare(DataConfig(dataset=path), smol_tokenizer)
+    [entry] = [p for p in prepared_cache_root.iterdir() if not p.name.startswith(".")]
+    damage(entry, how)
+    again = prepare(DataConfig(dataset=path), smol_tokenizer)
+    assert not again.report.from_cache and same_sets(first, again)
+    assert prepare(DataConfig(dataset=path), smol_tokenizer).report.from_cache  # written anew
+
+
+def test_without_the_cache_nothing_is_read_or_written(tmp_path, smol_tokenizer, prepared_cache_root):
+    path = write_jsonl(tmp_path / "rows.jsonl", qa_rows(10))
+    prepare(DataConfig(dataset=path), smol_tokenizer, cache=False)
+    assert not prepared_cache_root.exists() or not any(prepared_cache_root.iterdir())
+    prepare(DataConfig(dataset=path), smol_tokenizer)
+    assert not prepare(DataConfig(dataset=path), smol_tokenizer, cache=False).report.from_cache
+
+
+# -- progress and cancelling --------------------------------------------------------------------------
+
+
+def test_progress_counts_the_rows_up_to_the_total(tmp_path, smol_tokenizer):
+    path = write_jsonl(tmp_path / "rows.jsonl", qa_rows(3000))
+    calls = []
+    prepare(DataConfig(dataset=path), smol_tokenizer, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (3000, 3000) and len(calls) > 1
+    assert all(total == 3000 for _, total in calls)
+    assert [done for done, _ in calls] == sorted({done for done, _ in calls})  # rising, never repeated
+    cached = []
+    prepare(DataConfig(dataset=path), smol_tokenizer, progress=lambda done, total: cached.append((done, total)))
+    assert cached == [(3000, 3000)]
+
+
+def test_cancelling_stops_a_large_preparation_promptly(tmp_path, smol_tokenizer, prepared_cache_root):
+    import threading
+
+    path = write_jsonl(tmp_path / "rows.jsonl", qa_rows(50_000))
+    stop, asked = threading.Event(), []
+
+    def ask_to_stop():
+        asked.append(time.perf_counter())
+        stop.set()
+
+    timer = threading.Timer(0.15, ask_to_stop)
+
+    def progress(done, total):  # encoding has begun: ask to stop from another thread, mid-batch
+        if not timer.is_alive() and not stop.is_set():
+            timer.start()
+
+    with pytest.raises(PreparationCancelled, match="data preparation cancelled"):
+        prepare(DataConfig(dataset=path), smol_tokenizer, progress=progress, should_stop=stop.is_set)
+    assert time.perf_counter() - asked[0] < 0.5
+    assert not any(p for p in prepared_cache_root.glob("*") if not p.name.startswith("."))

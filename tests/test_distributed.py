@@ -107,3 +107,30 @@ def test_sigterm_to_the_launcher_stops_every_rank_cleanly(tiny_model_dir, qa_fil
     events = read_events(run_dir / "events.jsonl")
     assert events[-1]["type"] == "status" and events[-1]["state"] == "stopped"
     assert (run_dir / "adapter" / "adapter_model.safetensors").exists()
+
+
+async def test_the_app_starts_a_run_on_two_processes_and_its_keys_reach_every_rank(tiny_model_dir, qa_file,
+                                                                                   tmp_path, monkeypatch):
+    from helpers import wait_for
+
+    from screens.app import StudioApp
+    from screens.monitor import MonitorPane
+
+    monkeypatch.setenv("STUDIO_RUNS", str(tmp_path / "runs"))
+    cfg = RunConfig().with_overrides([a for a in train_args(tiny_model_dir, qa_file, tmp_path)[1:-4] if a != "--set"]
+                                     + ["train.max_steps=400", "train.gpus=2"])
+    app = StudioApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.change(config=cfg)
+        monitor = app.query_one(MonitorPane)
+        await pilot.pause()
+        await pilot.press("s")
+        await wait_for(pilot, lambda: monitor.following and monitor.history.status.step >= 2, timeout=240,
+                       what="steps of the two processes")
+        assert "x2 processes" in str(monitor.history.status.setup)
+        await pilot.press("x")  # through the control file: rank 0 reads it, every rank stops at the same step
+        await wait_for(pilot, lambda: monitor.history.status.state == "stopped", timeout=180, what="stopped")
+    run_dir = monitor.run_dir
+    assert (run_dir / "adapter" / "adapter_model.safetensors").exists()
+    manifest = checkpoints.verify(checkpoints.list_checkpoints(run_dir / "checkpoints")[-1])
+    assert {"rng_state_0.pth", "rng_state_1.pth"} <= set(manifest["files"])

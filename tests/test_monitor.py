@@ -248,3 +248,74 @@ async def test_the_runs_list_shows_runs_and_opens_one(tmp_path, monkeypatch):
         monitor = app.query_one(MonitorPane)
         await wait_for(pilot, lambda: monitor.history.status.state == "finished", what="the opened run")
         assert app.state.run_dir == tmp_path / "done"
+
+
+async def test_a_resumed_run_shows_each_step_once_with_its_setup_and_observation(tmp_path):
+    from studio.events import EventBus, JsonlWriter
+
+    run_dir = write_run(tmp_path / "resumed", steps=6, final=None)
+    bus, writer = EventBus(), JsonlWriter(run_dir / "events.jsonl")
+    bus.subscribe(writer)  # killed at step 6; resumed from its step-3 checkpoint
+    bus.emit("resume", 3, from_step=3)
+    bus.emit("setup", 3, device="cpu", dtype="float32", precision="fp32", quantization="none", processes=1,
+             trainable_params=10, total_params=100)
+    for step in range(4, 7):
+        bus.emit("step", step, loss=1.0 / step, lr=1e-4, grad_norm=1.0, tokens_per_s=900.0, memory_mb=500.0,
+                 epoch=0.1, step_time_s=0.1, eta_s=1.0, observe_share=0.07)
+    bus.emit("eval", 6, eval_loss=1.5, perplexity=4.0, style_loss=2.0)
+    bus.emit("sample", 6, prompt="question 0", response="Tools, they are, they are, they are.", mode="greedy",
+             index=0, repeats=3)
+    bus.emit("status", 6, state="finished", reason="finished")
+    writer.close()
+
+    app = StudioApp(watch=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        monitor = app.query_one(MonitorPane)
+        await wait_for(pilot, lambda: not monitor.following and monitor.history.status.state == "finished",
+                       what="the resumed run to load")
+        assert [x for x, _ in monitor.history.train] == [1, 2, 3, 4, 5, 6]
+        assert monitor.history.train[-1][1] == 1.0 / 6  # the resumed pass, not the rolled-back one
+        assert [x for x, _ in monitor.history.held_out] == [0, 3, 6]
+        assert "observing 7%" in status_text(app) and "cpu fp32" in status_text(app)
+        assert str(app.query_one("#sample-now").render()).startswith("Tools, they are")
+        assert app.query_one("#sample-now-box").border_subtitle == "repeats x3"
+        await pilot.press("left_square_bracket")  # the step-6 answer of the first pass is gone
+        assert str(app.query_one("#sample-now").render()) == "answer 0 at 3"
+
+
+def test_the_gpus_field_shows_where_several_gpus_are_visible(monkeypatch):
+    from screens.config_form import GPUS, form_fields
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert GPUS in form_fields()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert GPUS not in form_fields()
+
+
+async def test_the_judge_curve_is_drawn_on_its_own_axis_with_its_failures(tmp_path):
+    from studio.events import EventBus, JsonlWriter
+
+    run_dir = write_run(tmp_path / "judged", steps=6, final=None)
+    bus, writer = EventBus(), JsonlWriter(run_dir / "events.jsonl")
+    bus.subscribe(writer)
+    bus.emit("judge", 3, prompt="yoda", mean=6.5, std=1.0, scored=3, failed=1, skipped=0, note="")
+    bus.emit("judge", 6, prompt="yoda", mean=7.25, std=0.5, scored=4, failed=0, skipped=0, note="")
+    bus.emit("status", 6, state="finished", reason="finished")
+    writer.close()
+    app = StudioApp(watch=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        monitor = app.query_one(MonitorPane)
+        await wait_for(pilot, lambda: monitor.history.status.state == "finished", what="the run")
+        assert monitor.history.judge == [(3, 6.5), (6, 7.25)]
+        assert "judge" in app.query_one(LossChart)._curves
+        assert "judge 7.25 at step 6" in status_text(app)
+
+
+def test_data_preparation_shows_as_a_bar_with_its_rate():
+    from screens.monitor import RunHistory
+
+    history = RunHistory(max_steps=10)
+    assert history.add({"type": "prepare", "step": 0, "done": 25_000, "total": 100_000, "rows_per_s": 5000.0,
+                        "eta_s": 15.0}) == {"status"}
+    assert history.status.reason == ("preparing the data [█████░░░░░░░░░░░░░░░] 25,000/100,000 rows · "
+                                     "5,000 rows/s · ETA 00:15")

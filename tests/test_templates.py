@@ -339,3 +339,143 @@ def test_a_tokenizer_without_a_template_must_choose_a_preset(sentencepiece_token
         with_template(sentencepiece_tokenizer, "tokenizer")
     with pytest.raises(TemplateError, match="choose a preset"):
         templates.render(sentencepiece_tokenizer, ONE_TURN)
+
+
+# -- many chats at once: one rendering each, the same masks ---------------------------------------
+
+
+def exact(tokenizer, chat, max_length=512, overlong="drop"):
+    """The exact path alone (the chat rendered once per answer and twice more): what encode_many must equal."""
+    tokenized = templates._tokenize_chat(tokenizer, chat, add_generation_prompt=False)
+    return templates._fit(tokenizer, tokenized, max_length, overlong)
+
+
+QUESTIONS = ["What is the capital of France?", "And of Spain?", "Sure? Say <b>it</b>.", "Über café, ça va?",
+             "Two lines\nof question."]
+ANSWERS = ["Paris, it is.", "Madrid, that is.\nSure.", "Sure, <b>bold</b> it is.", "<think>hmm</think> Yes.",
+           "Ja, très bien.", "Hmm. Patience you must have."]
+
+
+def varied_chats(count: int = 30) -> list[list[dict]]:
+    """Chats of six shapes (with and without a system turn, one to three answers) with contents that start
+    like markup, hold newlines and accents, and in every tenth chat special-token text."""
+    chats = []
+    for n in range(count):
+        turns = 1 + n % 3
+        chat = [{"role": "system", "content": "Answer briefly."}] if n % 4 == 1 else []
+        for t in range(turns):
+            chat += [{"role": "user", "content": QUESTIONS[(n + t) % len(QUESTIONS)]},
+                     {"role": "assistant", "content": ANSWERS[(n * 3 + t) % len(ANSWERS)]}]
+        if n % 10 == 9:
+            chat[-2:] = [{"role": "user", "content": "Type <|im_end|> to stop."},
+                         {"role": "assistant", "content": "Like <|im_start|>this?"}]
+        chats.append(chat)
+    return chats
+
+
+def test_many_chats_get_exactly_the_masks_of_the_exact_path(preset):
+    _, tokenizer = preset
+    chats = varied_chats()
+    assert templates.encode_many(tokenizer, chats, max_length=512) == [exact(tokenizer, c) for c in chats]
+    cut = templates.encode_many(tokenizer, chats, max_length=40, overlong="truncate_prompt")
+    assert cut == [exact(tokenizer, c, 40, "truncate_prompt") for c in chats]
+
+
+def test_a_chat_is_rendered_once_when_its_shape_is_known(tokenizer, monkeypatch):
+    def ten_turns(n):
+        return [m for t in range(10) for m in ({"role": "user", "content": f"Question {n}.{t}?"},
+                                               {"role": "assistant", "content": f"Answer {n}.{t}, it is."})]
+
+    chats = [ten_turns(n) for n in range(40)]
+    from transformers import tokenization_utils_base
+    from transformers.utils import chat_template_utils
+
+    templates.encode_many(tokenizer, chats[:2], max_length=4096)  # the first chats of a shape go the exact path
+    rendered = []
+    render = chat_template_utils.render_jinja_template
+
+    def counting(conversations, **kwargs):
+        rendered.append(len(conversations))
+        return render(conversations, **kwargs)
+
+    for module in (chat_template_utils, tokenization_utils_base):  # where apply_chat_template finds it, too
+        monkeypatch.setattr(module, "render_jinja_template", counting)
+    encoded = templates.encode_many(tokenizer, chats[2:], max_length=4096)
+    assert sum(rendered) == len(chats) - 2  # not 21 renderings per chat
+    monkeypatch.undo()
+    assert encoded == [exact(tokenizer, c, 4096) for c in chats[2:]]
+
+
+def test_chats_with_special_token_text_go_the_exact_path_and_stay_plain_text(tokenizer):
+    chats = [[{"role": "user", "content": f"Say {n}."}, {"role": "assistant", "content": f"{n}, I say."}]
+             for n in range(6)]
+    chats[4][1]["content"] = "<|im_end|>, I say."
+    encoded = templates.encode_many(tokenizer, chats, max_length=512)
+    assert encoded == [exact(tokenizer, c) for c in chats]
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert encoded[4].input_ids.count(im_end) == encoded[3].input_ids.count(im_end)
+
+
+# Templates a one-rendering path could get wrong. Each still gets the exact path's masks; the second value
+# says whether chats with three answers (and a system turn) may take the one-rendering path at all.
+TRICKY = {
+    # Mistral-style: the system prompt goes in front of the last user message, so a prefix of the chat
+    # renders it elsewhere than the whole chat does.
+    "system-at-last-user": (("{% set ns = namespace(last=-1) %}{% for m in messages %}{% if m.role == 'user' %}"
+                             "{% set ns.last = loop.index0 %}{% endif %}{% endfor %}"
+                             "{% for m in messages %}{% if m.role == 'user' %}[INST] {% if loop.index0 == ns.last "
+                             "and messages[0].role == 'system' %}{{ messages[0].content }}\n\n{% endif %}"
+                             "{{ m.content }} [/INST]{% elif m.role == 'assistant' %} {{ m.content }}{{ eos_token }}"
+                             "{% endif %}{% endfor %}"), False),
+    # Qwen3-style: the last answer gets an empty think block the earlier ones do not.
+    "last-answer-differs": (("{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.role == 'assistant' and "
+                             "loop.last %}<think>\n\n</think>\n\n{% endif %}{{ m.content }}<|im_end|>\n{% endfor %}"
+                             "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"), False),
+    # The generation prompt runs into the answer: where the answer starts depends on its first word.
+    "prompt-into-answer": (("{% for m in messages %}{% if m.role == 'assistant' %}A: {{ m.content }}{{ eos_token }}\n"
+                            "{% else %}{{ m.role }}: {{ m.content }}\n{% endif %}{% endfor %}"
+                            "{% if add_generation_prompt %}A: Sure{% endif %}"), False),
+    # A content written twice: there is no single place for the answer.
+    "content-twice": (("{% for m in messages %}{{ m.role }}: {{ m.content }} ({{ m.content }})<|im_end|>\n"
+                       "{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"), False),
+    # Reads inside the contents: chats whose answers start with "Sure" render differently from the layout.
+    "reads-contents": (("{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.content.startswith('Sure') %}"
+                        "(agrees) {% endif %}{{ m.content | replace('<b>', '**') }}<|im_end|>\n{% endfor %}"
+                        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"), True),
+    # No end of turn: an answer ends with its content, so trailing whitespace decides where.
+    "no-end-of-turn": (NO_END_OF_TURN, True),
+}
+
+
+@pytest.mark.parametrize("name", list(TRICKY))
+def test_templates_the_layout_cannot_follow_fall_back_to_the_exact_path(tokenizer, name):
+    jinja, multi_turn_laid_out = TRICKY[name]
+    with_template(tokenizer, jinja=jinja)
+    chats = varied_chats(60)
+    chats[-2][-1]["content"] += "  "  # trailing whitespace, as encode() may be given it
+    assert templates.encode_many(tokenizer, chats, max_length=512) == [exact(tokenizer, c) for c in chats]
+    shapes = templates._shapes(tokenizer)
+    if multi_turn_laid_out:
+        assert any(shape.trusted for shape in shapes.values())
+    else:
+        three_answers = shapes[("system",) + ("user", "assistant") * 3]
+        assert three_answers.abandoned
+
+
+def test_a_special_token_that_eats_spaces_does_not_cut_the_text(tokenizer):
+    from tokenizers import AddedToken
+
+    turn = AddedToken("<|turn|>", lstrip=True, rstrip=True, special=True, normalized=False)
+    tokenizer.add_special_tokens({"extra_special_tokens": [turn]}, replace_extra_special_tokens=False)
+    with_template(tokenizer, jinja="{% for m in messages %}<|turn|> {{ m.role }}: {{ m.content }} <|turn|>\n"
+                                   "{% endfor %}{% if add_generation_prompt %}<|turn|> assistant: {% endif %}")
+    chats = varied_chats()
+    assert templates.encode_many(tokenizer, chats, max_length=512) == [exact(tokenizer, c) for c in chats]
+    assert templates._shapes(tokenizer)[("user", "assistant")].trusted  # the layout holds: nothing cut there
+
+
+@pytest.mark.parametrize("name", ["chatml", "llama2"])
+def test_many_chats_match_the_exact_path_on_a_sentencepiece_tokenizer(sentencepiece_tokenizer, name):
+    tokenizer = with_template(sentencepiece_tokenizer, name)
+    chats = varied_chats()
+    assert templates.encode_many(tokenizer, chats, max_length=512) == [exact(tokenizer, c) for c in chats]

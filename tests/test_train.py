@@ -441,3 +441,30 @@ def test_a_looping_answer_is_counted(text, count):
     from studio.sampling import repeats
 
     assert repeats(text) == count
+
+
+def test_preparation_reports_progress_and_a_stop_cancels_it(tiny_model_dir, qa_file, tmp_path, monkeypatch):
+    from studio import data as data_module
+
+    cfg = tiny_config(tiny_model_dir, qa_file, max_steps=2, eval_every=0, sample_every=0, save_every=0)
+    run = run_to_end(cfg, tmp_path / "run")
+    prepared = events_of(run.paths.root, "prepare")
+    assert prepared and prepared[-1]["done"] == prepared[-1]["total"] > 0
+
+    real_prepare = data_module.prepare
+
+    def slow_prepare(cfg, tokenizer, progress=None, should_stop=None, cache=True):
+        deadline = time.monotonic() + 30
+        while not should_stop():  # a big dataset still encoding when the user presses stop
+            assert time.monotonic() < deadline, "the stop never reached the preparation"
+            time.sleep(0.05)
+        raise data_module.PreparationCancelled()
+
+    monkeypatch.setattr("studio.train.prepare", slow_prepare)
+    stopped = TrainingRun(cfg, tmp_path / "stopped")
+    stopped.start()
+    wait_for(lambda: stopped.state == "loading")
+    stopped.stop()
+    assert stopped.join(30) and stopped.state == "stopped"
+    assert "preparing the data" in events_of(stopped.paths.root, "status")[-1]["reason"]
+    assert real_prepare is data_module.prepare

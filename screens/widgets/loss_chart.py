@@ -1,4 +1,5 @@
-"""The loss chart: train, held-out and style-paragraph loss against the step."""
+"""The loss chart: train, held-out and style-paragraph loss against the step, and the judge's mean score
+of the sampled answers (train.judge_every) on an axis of its own, on the right."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ Series = list[tuple[float, float]]
 
 # label -> plotext colour; the order is the legend's
 CURVES = {"train": "cyan", "held-out": "orange", "style": "magenta"}
+JUDGE = ("judge", "green")  # a score, not a loss: drawn against the right-hand axis
 
 
 def downsample(points: Series, limit: int) -> Series:
@@ -52,4 +54,9 @@ class LossChart(PlotextPlot):
             if points:
                 xs, ys = zip(*points)
                 plt.plot(xs, ys, label=name, color=colour, marker="braille")
+        name, colour = JUDGE
+        points = downsample(self._curves.get(name, []), limit)
+        if points:
+            xs, ys = zip(*points)
+            plt.plot(xs, ys, label=f"{name} (right)", color=colour, marker="dot", yside="right")
         return super().render()

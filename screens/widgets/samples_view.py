@@ -17,8 +17,8 @@ class SamplesView(Vertical):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        # (prompt index, mode) -> [(step, prompt, response)] sorted by step
-        self._samples: dict[tuple[int, str], list[tuple[int, str, str]]] = {}
+        # (prompt index, mode) -> [(step, prompt, response, repeats)] sorted by step
+        self._samples: dict[tuple[int, str], list[tuple[int, str, str, int]]] = {}
         self.prompt = 0
         self.mode = MODES[0]
         self.position = 0
@@ -48,10 +48,17 @@ class SamplesView(Vertical):
             # A resumed run samples a step again: the newer answer replaces the old one.
             replaced = any(h[0] == e["step"] for h in history)
             history[:] = [h for h in history if h[0] != e["step"]]
-            history.append((e["step"], e.get("prompt", ""), e.get("response", "")))
+            history.append((e["step"], e.get("prompt", ""), e.get("response", ""), int(e.get("repeats") or 0)))
             history.sort(key=lambda h: h[0])
             if self.position and not replaced and key == (self.prompt, self.mode):
                 self.position += 1  # keep the step the user is reading in view
+        self._redraw()
+
+    def forget_after(self, step: int) -> None:
+        """A resume trains the steps after `step` again: their answers are superseded."""
+        for history in self._samples.values():
+            history[:] = [h for h in history if h[0] <= step]
+        self.position = 0
         self._redraw()
 
     @property
@@ -59,7 +66,7 @@ class SamplesView(Vertical):
         """How many sampling steps the shown prompt has."""
         return len(self._history())
 
-    def _history(self) -> list[tuple[int, str, str]]:
+    def _history(self) -> list[tuple[int, str, str, int]]:
         return self._samples.get((self.prompt, self.mode), [])
 
     def _prompts(self) -> list[int]:
@@ -103,8 +110,8 @@ class SamplesView(Vertical):
                              "train.sample_every steps", style="dim"))
             return
         newest_first = history[::-1]
-        step, prompt, answer = newest_first[min(self.position, len(newest_first) - 1)]
-        base_step, _, base_answer = history[0]
+        step, prompt, answer, repeats = newest_first[min(self.position, len(newest_first) - 1)]
+        base_step, _, base_answer, base_repeats = history[0]
         prompts = self._prompts()
         head_text = Text()
         head_text.append(f"prompt {prompts.index(self.prompt) + 1}/{len(prompts)} · {self.mode} · ", style="bold")
@@ -115,3 +122,6 @@ class SamplesView(Vertical):
         now.update(answer)
         base_box.border_title = f"base (step {base_step})" if base_step == 0 else f"first sample (step {base_step})"
         now_box.border_title = f"step {step}"
+        # A looping answer ("they are, they are, they are") is marked where it is read, not hidden.
+        base_box.border_subtitle = f"repeats x{base_repeats}" if base_repeats else ""
+        now_box.border_subtitle = f"repeats x{repeats}" if repeats else ""

@@ -25,6 +25,9 @@ class Status:
     tokens_per_s: float | None = None
     eta_s: float | None = None
     memory_mb: float | None = None
+    observe_share: float | None = None  # the share of wall time evals and samples took so far
+    setup: str = ""  # device, precision, quantization, processes
+    judge: str = ""  # the judge's latest score of the sampled answers (train.judge_every), and its failures
     source: str = ""  # "" | the run dir, with "(watching)" when read from disk
     reason: str = ""
     error: str = ""
@@ -42,6 +45,12 @@ class StatusBar(Static):
             line.append(f" · ETA {format_duration(status.eta_s)}")
         if status.memory_mb is not None:
             line.append(f" · mem {status.memory_mb:,.0f} MB")
+        if status.observe_share is not None:
+            line.append(f" · observing {status.observe_share:.0%}")
+        if status.setup:
+            line.append(f" · {status.setup}", style="dim")
+        if status.judge:
+            line.append(f" · {status.judge}", style="green")
         if status.source:
             line.append(f" · {status.source}", style="dim")
         line.append("\n")
