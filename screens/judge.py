@@ -272,7 +272,9 @@ class JudgePane(ReportsWorkerErrors, Container, can_focus=True):
         self.app.push_screen(PromptEditor(label, self.side(label).prompt(), self.keys, save_dir), edited)
 
     def action_diff(self) -> None:
-        self.app.push_screen(PromptDiff(prompt_diff(self.side("A").prompt(), self.side("B").prompt())))
+        a, b = self.side("A").prompt(), self.side("B").prompt()
+        diff = prompt_diff(a, dataclasses.replace(b, id=a.id))  # their ids differ by their side alone
+        self.app.push_screen(PromptDiff("".join(diff.splitlines(keepends=True)[2:])))  # the title names A and B
 
     def action_pairwise(self) -> None:
         self.pairwise = not self.pairwise

@@ -22,7 +22,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Select, Static, TextArea
 
-from screens.widgets.judge_side import endpoint_status
+from screens.widgets.judge_side import endpoint_status, labelled
 from studio.judge import (Endpoint, JudgeConfigError, JudgePrompt, SessionKeys, endpoint_presets, load_prompt,
                           presets, save_prompt)
 from studio.judge.prompts import PARSE_MODES, PRESETS_DIR, host_of
@@ -222,7 +222,8 @@ class PromptEditor(ModalScreen[JudgePrompt | None]):
         except ValueError:
             raise JudgeConfigError("scale: give two numbers, low and high (e.g. 1 and 10)") from None
         scale = tuple(int(x) if x.is_integer() else x for x in scale)
-        return dataclasses.replace(self._base, system=self._field("system").text, template=self._field("template").text,
+        # Its id names its side, as the pane's does: what ctrl+s saves is the prompt the pane runs.
+        return dataclasses.replace(labelled(self._base, self.label), system=self._field("system").text, template=self._field("template").text,
                                    scale=scale, parse=self._field("parse").value, endpoint=self._endpoint)
 
     def _check(self) -> None:
