@@ -396,13 +396,21 @@ class JudgePane(ReportsWorkerErrors, Container, can_focus=True):
                                          pairwise=self.pairwise)
         self.query_one(ProgressBar).update(total=len(prepared.items) * len(JUDGE_LABELS), progress=0)
         self.add_class("-running")
-        self._status(f"judging {len(prepared.items)} texts ({prepared.source}) with A and B… x: cancel")
-        self._judge_worker(prompts, self._judges(prompts), self._api_keys(prompts), prepared.items, prepared.run)
+        judging = f"judging {len(prepared.items)} texts ({prepared.source}) with A and B… x: cancel"
+        self._status(judging)
+        self._judge_worker(prompts, self._judges(prompts), self._api_keys(prompts), prepared.items, prepared.run,
+                           judging)
 
     @work(thread=True, exclusive=True, group="judge-run", exit_on_error=False,
           description="judging the texts with prompts A and B")
     def _judge_worker(self, prompts: dict[str, JudgePrompt], judges: dict, keys: dict, items: list[JudgeItem],
-                      cancel: threading.Event) -> None:
+                      cancel: threading.Event, judging: str) -> None:
+        for judge in {id(j): j for j in judges.values() if j is not None and not j.loaded}.values():
+            # The first use loads the model (and converts the embedded one once): say so, it can take minutes.
+            self.post_message(RunStatus(cancel, f"loading the local judge's model {judge.model} (the first time "
+                                                "takes longest)… x: cancel"))
+            judge.load()
+            self.post_message(RunStatus(cancel, judging))
         index = {id(item): i for i, item in enumerate(items)}  # results carry the very item they judged
         pending: list[tuple[str, int, JudgeResult]] = []
         last_post = 0.0

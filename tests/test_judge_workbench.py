@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import threading
 import time
 
 from helpers import record_notifications, text_of, wait_for
@@ -26,7 +27,7 @@ from screens.state import StudioState
 from screens.widgets.judge_dialogs import ConfirmRun, PromptDiff
 from screens.widgets.judge_editor import PromptEditor
 from screens.widgets.judge_table import JudgeTable
-from studio.judge import load_prompt, save_prompt
+from studio.judge import LocalJudge, load_prompt, save_prompt
 from studio.judge.offline import LOCAL_LABEL, LOCAL_MODEL, local_prompt
 from studio.judge.rating import CANNOT_SEPARATE
 
@@ -98,6 +99,22 @@ async def test_r_scores_the_demo_controls_with_the_local_judge(tiny_model_dir):
         # One model in this process: A first, then B asks the same and is answered from the cache.
         assert text_of(pilot.app, "#judge-counters").endswith("cache hits 4")
         await wait_for(pilot, lambda: "AUC" in text_of(pilot.app, "#rating-a"))
+
+
+async def test_the_status_says_it_waits_for_the_local_model_and_x_stops_there(tiny_model_dir, monkeypatch):
+    loading = threading.Event()
+    monkeypatch.setattr(LocalJudge, "load", lambda self: loading.wait(30))  # a model that takes its time
+    async with StudioApp().run_test(size=SIZE) as pilot:
+        pane = await open_judge(pilot)
+        for label in "AB":
+            pane.side(label).set_prompt(local_prompt(model=str(tiny_model_dir)))
+        pane.query_one("#questions", Input).value = "2"
+        pane.focus()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: text_of(pilot.app, "#run-status").startswith("loading the local judge's model"))
+        await pilot.press("x")
+        loading.set()
+        await wait_for(pilot, lambda: text_of(pilot.app, "#run-status").startswith("cancelled"))
 
 
 async def test_a_judge_whose_interval_holds_one_half_says_it_cannot_separate(echo_katan, tmp_path, texts_file):
