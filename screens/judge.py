@@ -175,6 +175,8 @@ class JudgePane(ReportsWorkerErrors, Container, can_focus=True):
         Binding("d", "diff", "Diff", tooltip="What prompt B changes from prompt A"),
         Binding("w", "pairwise", "Pairwise",
                 tooltip="Pairwise mode: generated (or target) vs base answers of each question, in both orders"),
+        Binding("l", "focus_table", "Label", tooltip="To the table: y/n or a digit labels the highlighted text; "
+                                                      "escape comes back"),
         Binding("s", "sort", "Sort", tooltip="Sort the table by the next column (gap, A, B, group, label, text)"),
         Binding("t", "focus_texts", "Texts file", show=False,
                 tooltip="Judge the texts of a file (.jsonl/.csv: text, group) instead of the control groups"),
@@ -398,14 +400,17 @@ class JudgePane(ReportsWorkerErrors, Container, can_focus=True):
         self.add_class("-running")
         judging = f"judging {len(prepared.items)} texts ({prepared.source}) with A and B… x: cancel"
         self._status(judging)
-        self._judge_worker(prompts, self._judges(prompts), self._api_keys(prompts), prepared.items, prepared.run,
-                           judging)
+        asking = {label for label, cost in prepared.estimates.items() if cost.requests}  # the rest: all cached
+        judges = self._judges(prompts)
+        to_load = {id(judges[label]): judges[label] for label in asking if judges[label] and not judges[label].loaded}
+        self._judge_worker(prompts, judges, self._api_keys(prompts), prepared.items, prepared.run, judging,
+                           list(to_load.values()))
 
     @work(thread=True, exclusive=True, group="judge-run", exit_on_error=False,
           description="judging the texts with prompts A and B")
     def _judge_worker(self, prompts: dict[str, JudgePrompt], judges: dict, keys: dict, items: list[JudgeItem],
-                      cancel: threading.Event, judging: str) -> None:
-        for judge in {id(j): j for j in judges.values() if j is not None and not j.loaded}.values():
+                      cancel: threading.Event, judging: str, to_load: list[LocalJudge]) -> None:
+        for judge in to_load:
             # The first use loads the model (and converts the embedded one once): say so, it can take minutes.
             self.post_message(RunStatus(cancel, f"loading the local judge's model {judge.model} (the first time "
                                                 "takes longest)… x: cancel"))
@@ -589,6 +594,9 @@ class JudgePane(ReportsWorkerErrors, Container, can_focus=True):
 
     def action_focus_probe(self) -> None:
         self.query_one("#probe", Input).focus()
+
+    def action_focus_table(self) -> None:
+        self.query_one(JudgeTable).focus()
 
     def action_focus_texts(self) -> None:
         self.query_one("#texts-file", Input).focus()

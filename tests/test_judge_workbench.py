@@ -224,6 +224,7 @@ async def test_the_editor_edits_the_whole_prompt_and_saves_what_studio_judge_rea
                                                     "The text:\n{text}\nScore it from 1 to 5.")
         assert (prompt.scale, prompt.parse, prompt.endpoint) == ((1, 5), "number", pane.side("A").prompt().endpoint)
         assert load_prompt(saved) == prompt  # what `studio judge --prompt` reads is what was tuned
+        assert prompt.name == f"{load_prompt('yoda').name} (edited)"  # told apart from an unedited A
 
         # A prompt file of the user's: loaded whole (its endpoint too), saved where the file field says.
         mine = save_prompt(dataclasses.replace(load_prompt("leprechaun"), id="mine"), tmp_path / "mine.toml")
@@ -378,7 +379,10 @@ async def test_labels_from_the_keys_are_saved_and_survive_a_restart(echo_katan, 
         pane = await open_judge(pilot, echo_katan)  # A on 1-10, B on 1-5: digits label on A's scale
         await run_over(pilot, pane, texts_file)
         table = pane.query_one(JudgeTable)
-        table.focus()
+        assert "no labels yet" in text_of(pilot.app, "#rating-a")
+        pane.focus()
+        await pilot.press("l")  # to the table
+        assert pilot.app.focused is table
         await pilot.press("y", "n", "7", "0", "5")
         labels = [json.loads(line) for line in (tmp_path / "studio-exports/labels.jsonl").read_text().splitlines()]
         assert [(row["label"], row["kind"]) for row in labels] == [(1, "yes/no"), (0, "yes/no"), (7, "1-10"),

@@ -30,6 +30,9 @@ from studio.judge.prompts import PARSE_MODES, PRESETS_DIR, host_of
 TEMPLATE_HELP = "template: {text} is the judged text; also {question}, {reference}, {answer_a}, {answer_b}, {nonce}"
 
 
+EDITED = " (edited)"
+
+
 def _number(value: float) -> str:
     return f"{value:g}"
 
@@ -223,8 +226,20 @@ class PromptEditor(ModalScreen[JudgePrompt | None]):
             raise JudgeConfigError("scale: give two numbers, low and high (e.g. 1 and 10)") from None
         scale = tuple(int(x) if x.is_integer() else x for x in scale)
         # Its id names its side, as the pane's does: what ctrl+s saves is the prompt the pane runs.
-        return dataclasses.replace(labelled(self._base, self.label), system=self._field("system").text, template=self._field("template").text,
-                                   scale=scale, parse=self._field("parse").value, endpoint=self._endpoint)
+        edited = dataclasses.replace(labelled(self._base, self.label), system=self._field("system").text,
+                                     template=self._field("template").text, scale=scale,
+                                     parse=self._field("parse").value, endpoint=self._endpoint)
+        return self._named(edited)
+
+    def _named(self, prompt: JudgePrompt) -> JudgePrompt:
+        """A prompt whose words, scale or parse mode differ from what it started as is named "(edited)", so
+        A and B from one preset are told apart in both panes and in the report."""
+        base = self._base
+        if (prompt.system, prompt.template, prompt.scale, prompt.parse) == (base.system, base.template, base.scale,
+                                                                            base.parse):
+            return prompt
+        name = prompt.name or prompt.id
+        return prompt if name.endswith(EDITED) else dataclasses.replace(prompt, name=name + EDITED)
 
     def _check(self) -> None:
         self._dropping = False

@@ -74,7 +74,7 @@ class JudgeSide(Vertical):
         side = self.label.lower()
         yield Static("", id=f"key-{side}", classes="judge-key", markup=False)
         yield Static("r: run A and B to rate this prompt", id=f"rating-{side}", classes="judge-rating", markup=False)
-        yield Static("probe: p, then a text for both judges", id=f"probe-{side}", classes="judge-probe",
+        yield Static("probe: p, then a text for both judges", id=f"probe-{side}", classes="judge-probe -unasked",
                      markup=False)
         yield Static("", id=f"preview-{side}", classes="judge-preview", markup=False)
 
@@ -141,9 +141,10 @@ class JudgeSide(Vertical):
             text = error or ""
         probe = self.query_one(".judge-probe", Static)
         probe.update(text)
+        probe.remove_class("-unasked")
         probe.set_class(result is None or result.score is None, "-error")
 
     def probe_pending(self) -> None:
         probe = self.query_one(".judge-probe", Static)
         probe.update("asking the judge…")
-        probe.remove_class("-error")
+        probe.remove_class("-error", "-unasked")

@@ -116,10 +116,11 @@ def label_words(rating: Rating) -> str:
     if not rating.agreement:
         if rating.labels:
             return f"none of the {rating.labels} human labels is on a text scored here"
-        return "no human labels yet: y/n (or a number) on a row of the table"
+        return "no labels yet: l, then y/n or 0-9"  # one line of a side at 80 columns
     parts = []
     for a in rating.agreement:
-        kappa = f", {a.kappa_name.replace('kappa', 'κ')} {a.kappa:.2f}" if a.kappa is not None else ""
+        symbol = "weighted κ" if a.kappa_name.startswith("weighted") else "κ"  # Cohen's: one line at 80 columns
+        kappa = f", {symbol} {a.kappa:.2f}" if a.kappa is not None else ""
         parts.append(f"{a.n} labels ({a.kind}): ρ {_plain(a.spearman)}{kappa}")
     return "; ".join(parts)
 
