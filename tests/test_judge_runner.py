@@ -12,7 +12,7 @@ from pathlib import Path
 from judge_fixtures import cache, echo_katan, echo_prompt, numbered_items  # noqa: F401  (fixtures)
 from katan import Katan
 
-from studio.judge import JudgeItem, LocalJudge, RetryPolicy, load_prompt, group_stats, probe, run_judge, run_judge_sync
+from studio.judge import JudgeItem, LocalJudge, RetryPolicy, group_stats, load_prompt, probe, run_judge, run_judge_sync
 from studio.judge.offline import local_prompt
 from studio.judge.parse import yes_no_from_probabilities
 
