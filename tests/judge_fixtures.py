@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import text_of, wait_for
 from katan import Katan
-from textual.widgets import Input, Select
+from textual.widgets import Input
 
 from screens.app import StudioApp
 from screens.judge import JudgePane
@@ -71,11 +71,8 @@ async def open_judge(pilot, server: Katan | None = None, a: str = "yoda", b: str
     await pilot.press("4")
     pane = pilot.app.query_one(JudgePane)
     if server is not None:
-        for label, preset in (("a", a), ("b", b)):
-            pane.query_one(f"#preset-{label}", Select).value = preset
-            pane.query_one(f"#url-{label}", Input).value = server.base_url
-            pane.query_one(f"#model-{label}", Input).value = "judge-echo"
-            pane.query_one(f"#keyenv-{label}", Input).value = ""
+        for label, preset in (("A", a), ("B", b)):
+            pane.side(label).set_prompt(echo_prompt(server, preset))
     await pilot.pause()
     return pane
 

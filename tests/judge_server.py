@@ -50,15 +50,18 @@ def answered_with(tokens: list[tuple[str, dict[str, float]]], **kwargs) -> dict:
 
 
 class ScriptedServer:
-    def __init__(self, reply: Callable[[dict], Reply]) -> None:
+    def __init__(self, reply: Callable[[dict], Reply], host: str = "127.0.0.1") -> None:
+        """host: any loopback address (127.0.0.2 is another host to a key bound to 127.0.0.1)."""
         self.reply = reply
         self.requests: list[dict] = []
+        self.keys: list[str | None] = []  # the Authorization header of each request, in order
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append(body)
+                server.keys.append(self.headers.get("Authorization"))
                 answer = server.reply(body)
                 if isinstance(answer, dict):
                     status, payload, content_type = 200, json.dumps(answer), "application/json"
@@ -74,8 +77,8 @@ class ScriptedServer:
             def log_message(self, *args):
                 pass
 
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self._http.server_address[1]}/v1"
+        self._http = ThreadingHTTPServer((host, 0), Handler)
+        self.base_url = f"http://{host}:{self._http.server_address[1]}/v1"
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
         self._thread.start()
 

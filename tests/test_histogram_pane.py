@@ -39,6 +39,22 @@ async def test_groups_spread_and_separation_are_shown():
         assert "AUC base/target    1.00" in text_of(pilot.app, "#score-stats-b")
 
 
+async def test_intervals_length_bias_and_b_against_a_in_words_and_in_the_report(tmp_path):
+    app = studio_with_results(run_dir=tmp_path / "run")
+    async with app.run_test(size=(80, 24)) as pilot:  # the small terminal: the pane scrolls to them
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "95% CI" in text_of(pilot.app, "#score-stats-b"))
+        stats = text_of(pilot.app, "#score-stats-a")
+        assert "95% CI 1.00..1.00 · Cohen's d" in stats and "length bias ρ: base " in stats
+        assert text_of(pilot.app, "#score-compare").startswith("B vs A, same texts: no detectable difference (+0.00")
+        await pilot.press("e")
+        report = tmp_path / "run/eval/judge-AB-report.md"
+        await wait_for(pilot, report.exists)
+    text = report.read_text()
+    assert "(95% CI 1.000..1.000, n=4+4)" in text and "length bias (Spearman of score vs length" in text
+    assert "no detectable difference (+0.00" in text
+
+
 async def test_choosing_a_bar_lists_its_texts():
     async with studio_with_results().run_test(size=SIZE) as pilot:
         await pilot.press("5", "p")  # prompt A only

@@ -19,6 +19,7 @@ from textual.widgets import Input, Static
 
 from screens.app import StudioApp
 from screens.widgets.judge_table import JudgeTable
+from studio.judge import load_prompt
 
 SIZE = (120, 40)
 
@@ -150,9 +151,8 @@ async def test_a_texts_file_that_cannot_be_read_is_told_once_and_in_the_status(t
     async with StudioApp().run_test(size=SIZE) as pilot:
         toasts = record_notifications(pilot.app)
         pane = await open_judge(pilot)
-        for side in "ab":  # a loopback server without a key: usable, and never asked (the file fails first)
-            pane.query_one(f"#url-{side}", Input).value = "http://127.0.0.1:9/v1"
-            pane.query_one(f"#keyenv-{side}", Input).value = ""
+        for side in "AB":  # a loopback server without a key: usable, and never asked (the file fails first)
+            pane.side(side).set_prompt(load_prompt("yoda").with_endpoint(base_url="http://127.0.0.1:9/v1"))
         pane.query_one("#texts-file", Input).value = str(tmp_path / "missing.jsonl")
         pane.focus()
         await pilot.press("r")
@@ -169,14 +169,16 @@ async def test_keys_go_to_the_fields_and_escape_comes_back():
             pane.focus()
             await pilot.press(key)
             assert pilot.app.focused.id == field
-        await pilot.press("escape")
-        assert pilot.app.focused is pane
+            await pilot.press("escape")  # out of the field, or out of the prompt editor (a, b)
+            assert pilot.app.focused is pane
 
 
 async def test_a_missing_api_key_is_named_with_how_to_set_it(monkeypatch):
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
     async with StudioApp().run_test(size=SIZE) as pilot:
-        pane = await open_judge(pilot)  # the presets' endpoint: OpenRouter
+        pane = await open_judge(pilot)
+        for side in "AB":
+            pane.side(side).set_prompt(load_prompt("yoda"))  # the presets' endpoint: OpenRouter
         for side in "ab":
             status = pilot.app.query_one(f"#key-{side}", Static)
             assert "OPENROUTER_API_KEY is not set" in str(status.content)
@@ -193,8 +195,8 @@ async def test_the_key_itself_is_never_shown(echo_katan, monkeypatch, texts_file
     monkeypatch.setenv("STUDIO_TEST_JUDGE_KEY", secret)
     async with StudioApp().run_test(size=SIZE) as pilot:
         pane = await open_judge(pilot, echo_katan)
-        for side in "ab":
-            pane.query_one(f"#keyenv-{side}", Input).value = "STUDIO_TEST_JUDGE_KEY"
+        for side in "AB":
+            pane.side(side).set_prompt(pane.side(side).prompt().with_endpoint(api_key_env="STUDIO_TEST_JUDGE_KEY"))
         await pilot.pause()
         assert text_of(pilot.app, "#key-a") == "API key from $STUDIO_TEST_JUDGE_KEY (set)"
         await run_over(pilot, pane, texts_file)

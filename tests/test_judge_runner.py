@@ -12,7 +12,9 @@ from pathlib import Path
 from judge_fixtures import cache, echo_katan, echo_prompt, numbered_items  # noqa: F401  (fixtures)
 from katan import Katan
 
-from studio.judge import JudgeItem, RetryPolicy, load_prompt, group_stats, probe, run_judge, run_judge_sync
+from studio.judge import JudgeItem, LocalJudge, RetryPolicy, group_stats, load_prompt, probe, run_judge, run_judge_sync
+from studio.judge.offline import local_prompt
+from studio.judge.parse import yes_no_from_probabilities
 
 FAST = RetryPolicy(retries=4, base_s=0.05, cap_s=0.2)
 
@@ -160,6 +162,30 @@ def test_cancel_mid_run_then_resume_from_the_cache(tmp_path, cache):
         assert server.requests() - before == len(cancelled)  # picks up where it stopped
     assert [r.score for r in second] == [i % 10 + 1 for i in range(40)]
     assert sum(r.cached for r in second) == len(finished)
+
+
+class SlowLocalJudge(LocalJudge):
+    """An in-process judge whose every text takes 0.3 s (no model: the runner is what is tested)."""
+
+    def __init__(self) -> None:
+        super().__init__("slow")
+        self.calls = 0
+
+    def _score_sync(self, prompt, item):
+        with self._lock:
+            self.calls += 1
+            time.sleep(0.3)
+        return yes_no_from_probabilities(0.6, 0.4), "", 1
+
+
+def test_cancel_of_an_in_process_judge_waits_for_one_text_at_most():
+    """A forward pass cannot be cut short; texts queued behind it on the model must not run after a cancel."""
+    judge, cancel = SlowLocalJudge(), threading.Event()
+    threading.Timer(0.1, cancel.set).start()
+    start = time.monotonic()
+    results = run_judge_sync(local_prompt(model="slow"), numbered_items(20), judge=judge, cancel_event=cancel)
+    assert time.monotonic() - start < 0.9 and judge.calls == 1
+    assert all(r.error == "cancelled" for r in results)  # the one in flight is abandoned, as a request is
 
 
 async def test_async_api_reports_progress(echo_katan):

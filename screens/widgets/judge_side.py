@@ -1,9 +1,10 @@
-"""One judge of the A/B workbench: its prompt preset, its endpoint, its editable system prompt, a
-line saying whether the endpoint can be used (a missing API key named, with how to set it), and
-its answer to the last probe.
+"""One judge of the A/B workbench, as the pane shows it: its prompt's name, judge and scale; a line
+saying whether its endpoint can be asked (a missing key named, with how to give it; the local judge
+named as weak); how well it did on the last run (AUC with its interval, agreement with the human
+labels); its answer to the last probe; and, when there is room, the start of its prompt.
 
-The widget only reads and shows; the pane starts the workers. The API key is looked up to check it
-is there, and never shown: only the NAME of its environment variable is.
+The prompt itself is edited in PromptEditor (the pane opens it). The API key is checked, never
+shown: only the NAME of its environment variable, or that one was typed for this session.
 """
 
 from __future__ import annotations
@@ -12,139 +13,138 @@ import dataclasses
 import os
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Input, Select, Static, TextArea
+from textual.containers import Vertical
+from textual.widgets import Static
 
-from studio.judge import Endpoint, JudgeConfigError, JudgePrompt, JudgeResult, endpoint_presets, presets
-from studio.judge.backends import resolve_key
+from studio.judge import JudgeConfigError, JudgePrompt, JudgeResult, SessionKeys, check_backend, load_prompt
+from studio.judge.backends import is_loopback, resolve_key
+from studio.judge.offline import LOCAL_LABEL, LOCAL_MODEL
+from studio.judge.prompts import host_of
+
+PAIRWISE_PRESET = "pairwise"  # MT-Bench's pairwise judge, both orders
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def labelled(prompt: JudgePrompt, label: str) -> JudgePrompt:
+    """The prompt with an id that names its side (A-yoda, B-yoda), so two prompts from one preset stay apart."""
+    base = prompt.id.removeprefix("A-").removeprefix("B-")
+    return dataclasses.replace(prompt, id=f"{label}-{base}")
+
+
+def endpoint_status(prompt: JudgePrompt, keys: SessionKeys, label: str) -> tuple[str, bool]:
+    """(what to say about where this judge runs, whether that stops it from running)."""
+    endpoint = prompt.endpoint
+    try:
+        check_backend(prompt)
+    except JudgeConfigError as error:
+        return str(error), True
+    if endpoint.backend == "local":
+        if endpoint.model == LOCAL_MODEL:
+            return LOCAL_LABEL, False
+        return f"a model in this process, loaded on first use: {endpoint.model}", False
+    typed = keys.get(endpoint) or None
+    variable = endpoint.api_key_env
+    if variable and not typed and not os.environ.get(variable):
+        return (f"{variable} is not set: press {label.lower()} to type the key (kept in memory), or "
+                f"`export {variable}=...` in your shell, then restart studio"), True
+    try:
+        resolve_key(endpoint, typed)  # refuses a key over plain http to another host; the key is dropped at once
+    except JudgeConfigError as error:
+        return str(error), True
+    host = host_of(endpoint.base_url)
+    if typed:
+        return f"API key typed for {host} (in memory for this session only)", False
+    if variable:
+        return f"API key from ${variable} (set)", False
+    return ("no API key sent (a local server)" if is_loopback(host) else f"no API key sent to {host}"), False
+
+
 class JudgeSide(Vertical):
-    def __init__(self, label: str, preset: str = "yoda", *, id: str | None = None) -> None:
+    def __init__(self, label: str, prompt: JudgePrompt, keys: SessionKeys, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.label = label
-        self._presets = presets()
-        self._endpoints = endpoint_presets()
-        self._preset = preset
+        self.keys = keys
+        self._prompt = labelled(prompt, label)
+        self._scoring: JudgePrompt | None = None  # the prompt to go back to when pairwise mode ends
 
     def compose(self) -> ComposeResult:
-        prompt = self._presets[self._preset]
-        endpoint = prompt.endpoint
-        known = next((name for name, e in self._endpoints.items() if e == endpoint), Select.NULL)
         side = self.label.lower()
-        with Horizontal(classes="judge-row"):
-            yield Select([(p.name or key, key) for key, p in self._presets.items()], value=self._preset,
-                         allow_blank=False, compact=True, id=f"preset-{side}")
-            yield Select([(name, name) for name in self._endpoints], value=known, prompt="custom endpoint",
-                         compact=True, id=f"endpoint-{side}")
-        with Horizontal(classes="judge-row"):
-            yield Input(endpoint.base_url, placeholder="base URL (empty: a model in this process)", compact=True,
-                        id=f"url-{side}", classes="judge-url")
-            yield Input(endpoint.model, placeholder="judge model", compact=True, id=f"model-{side}")
-            yield Input(endpoint.api_key_env, placeholder="API key variable", compact=True, id=f"keyenv-{side}")
-        yield TextArea(prompt.system, soft_wrap=True, compact=True, id=f"system-{side}")
         yield Static("", id=f"key-{side}", classes="judge-key", markup=False)
-        yield Static("probe: type a sentence below and press enter", id=f"probe-{side}", classes="judge-probe",
+        yield Static("r: run A and B to rate this prompt", id=f"rating-{side}", classes="judge-rating", markup=False)
+        yield Static("probe: p, then a text for both judges", id=f"probe-{side}", classes="judge-probe -unasked",
                      markup=False)
+        yield Static("", id=f"preview-{side}", classes="judge-preview", markup=False)
 
     def on_mount(self) -> None:
-        self._set_title()
-        self.show_endpoint_status()
+        self._show_prompt()
 
-    def _field(self, name: str) -> Input:
-        return self.query_one(f"#{name}-{self.label.lower()}", Input)
-
-    def _set_title(self) -> None:
-        prompt = self._presets[self._preset]
-        lo, hi = prompt.scale
-        self.border_title = f"{self.label} · {prompt.name or prompt.id}"
-        self.border_subtitle = f"scale {lo:g}-{hi:g} · parse {prompt.parse}"
-
-    # -- what the user picks and types -----------------------------------------------------------
-
-    def on_select_changed(self, event: Select.Changed) -> None:
-        event.stop()
-        if event.select.id.startswith("preset-"):
-            if event.value != self._preset:  # also fired on mount: keep the user's edits then
-                self._preset = event.value
-                self.query_one(TextArea).load_text(self._presets[self._preset].system)
-                self._set_title()
-        elif event.value is not Select.NULL:
-            endpoint = self._endpoints[event.value]
-            self._field("url").value = endpoint.base_url
-            self._field("model").value = endpoint.model
-            self._field("keyenv").value = endpoint.api_key_env
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        # Fields that no longer match the chosen endpoint preset make it a custom endpoint.
-        chooser = self.query_one(f"#endpoint-{self.label.lower()}", Select)
-        if chooser.value is not Select.NULL and self._endpoint_fields() != self._endpoints[chooser.value]:
-            chooser.clear()
-        self.show_endpoint_status()
-
-    def _endpoint_fields(self) -> Endpoint:
-        """The endpoint as typed. No URL means the in-process model backend."""
-        url = self._field("url").value.strip()
-        return Endpoint(backend="openai" if url else "local", base_url=url, model=self._field("model").value.strip(),
-                        api_key_env=self._field("keyenv").value.strip())
+    # -- the prompt ------------------------------------------------------------------------------
 
     def prompt(self) -> JudgePrompt:
-        """The judge as edited. Raises JudgeConfigError naming what to fix."""
-        base = self._presets[self._preset]
-        return dataclasses.replace(base, id=f"{self.label}-{base.id}", system=self.query_one(TextArea).text,
-                                   endpoint=self._endpoint_fields())
+        return self._prompt
+
+    def set_prompt(self, prompt: JudgePrompt) -> None:
+        changed = labelled(prompt, self.label)
+        if changed != self._prompt:
+            self._prompt = changed
+            self.show_rating(["r: run A and B to rate this prompt"])
+        self._show_prompt()
+
+    def set_pairwise(self, on: bool) -> None:
+        """Pairwise mode judges with MT-Bench's pairwise prompt on this side's endpoint; off brings the
+        prompt back as it was."""
+        if on and self._scoring is None:
+            self._scoring = self._prompt
+            self.set_prompt(dataclasses.replace(load_prompt(PAIRWISE_PRESET), endpoint=self._prompt.endpoint))
+        elif not on and self._scoring is not None:
+            self.set_prompt(dataclasses.replace(self._scoring, endpoint=self._prompt.endpoint))
+            self._scoring = None
+
+    def _show_prompt(self) -> None:
+        prompt = self._prompt
+        lo, hi = prompt.scale
+        model = prompt.endpoint.model.rstrip("/").rsplit("/", 1)[-1]
+        self.border_title = f"{self.label} · {prompt.name or prompt.id} · {model}"
+        self.border_subtitle = f"scale {lo:g}-{hi:g} · parse {prompt.parse}"
+        preview = "\n".join(_one_line(paragraph) for paragraph in
+                            f"{prompt.system}\n\ntemplate: {prompt.template}".split("\n\n") if paragraph.strip())
+        self.query_one(".judge-preview", Static).update(preview)
+        self.show_endpoint_status()
 
     def endpoint_problem(self) -> str | None:
         """Why this judge cannot be asked now, in words that say what to do; None when it can."""
-        try:
-            endpoint = self._endpoint_fields()
-        except JudgeConfigError as error:
-            return str(error)
-        if endpoint.backend == "local":
-            return None
-        variable = endpoint.api_key_env
-        if variable and not os.environ.get(variable):
-            return f"{variable} is not set: `export {variable}=...` in your shell, then restart studio"
-        try:
-            resolve_key(endpoint)  # refuses a key over plain http to another host; the key is dropped at once
-        except JudgeConfigError as error:
-            return str(error)
-        return None
+        text, problem = endpoint_status(self._prompt, self.keys, self.label)
+        return text if problem else None
 
     def show_endpoint_status(self) -> None:
-        problem = self.endpoint_problem()
-        if problem:
-            text = problem
-        elif not self._field("url").value.strip():
-            text = "a model loaded in this process on first use (slow on CPU)"
-        elif self._field("keyenv").value.strip():
-            text = f"API key from ${self._field('keyenv').value.strip()} (set)"
-        else:
-            text = "no API key sent (a local server)"
+        text, problem = endpoint_status(self._prompt, self.keys, self.label)
         status = self.query_one(".judge-key", Static)
         status.update(text)
-        status.set_class(problem is not None, "-error")
+        status.set_class(problem, "-error")
 
-    # -- the probe -------------------------------------------------------------------------------
+    # -- what the judge said ---------------------------------------------------------------------
+
+    def show_rating(self, lines: list[str]) -> None:
+        self.query_one(".judge-rating", Static).update("\n".join(lines))
 
     def show_probe(self, result: JudgeResult | None = None, error: str | None = None) -> None:
         """The judge's verdict on the probe, or why there is none (an error, or an answer without a score)."""
         if result is not None and result.score is not None:
-            text = f"{result.score:g}  {_one_line(result.reason or '')}"
+            flag = f" [{result.flag}]" if result.flag else ""
+            text = f"{result.score:g}{flag}  {_one_line(result.reason or '')}"
         elif result is not None:
             text = f"no score: {result.error}" + (f" ({_one_line(result.raw)})" if result.raw else "")
         else:
             text = error or ""
         probe = self.query_one(".judge-probe", Static)
         probe.update(text)
+        probe.remove_class("-unasked")
         probe.set_class(result is None or result.score is None, "-error")
 
     def probe_pending(self) -> None:
         probe = self.query_one(".judge-probe", Static)
         probe.update("asking the judge…")
-        probe.remove_class("-error")
+        probe.remove_class("-error", "-unasked")

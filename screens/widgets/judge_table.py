@@ -1,9 +1,16 @@
-"""The workbench's table: every judged text with prompt A's and B's scores and the gap between them.
+"""The workbench's table: every judged text with prompt A's and B's scores, the gap between them,
+and the human label the user gave it.
 
 Rows are kept here (one per text, results filled in as they arrive) and the DataTable is rebuilt
 in the chosen order; the pane feeds it a few batches a second, and rebuilding a thousand rows is
 cheap next to that. The default order puts the largest disagreements first: those are the texts
 that tell two judge prompts apart.
+
+Labels: y/n says whether the highlighted text is in the target style; a digit gives it a score on
+the label scale (the first of A's and B's scales that digits can type, 0 standing for 10). They are
+saved at once in the pane's LabelStore (labels.jsonl), and the cursor moves on to the next row.
+Where no label fits (no rows, a pairwise run, no digit scale) the keys do nothing here, so the
+app's own keys (1-5: panes) still work.
 """
 
 from __future__ import annotations
@@ -11,7 +18,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import DataTable
+
+from studio.judge.labels import YES_NO, LabelStore, scale_kind
 
 if TYPE_CHECKING:
     from studio.judge import JudgeItem, JudgeResult
@@ -19,8 +30,25 @@ if TYPE_CHECKING:
 TEXT_WIDTH = 80
 # column key -> (header, width, largest first by default)
 COLUMNS = {"gap": ("gap", 5, True), "A": ("A", 5, True), "B": ("B", 5, True), "group": ("group", 9, False),
-           "text": ("text", TEXT_WIDTH, False)}
-ORDER = ("gap", "A", "B", "group", "text")  # the columns on screen, and the order `s` cycles through
+           "label": ("label", 5, True), "text": ("text", TEXT_WIDTH, False)}
+ORDER = ("gap", "A", "B", "group", "label", "text")  # the columns on screen, and the order `s` cycles through
+
+
+def label_scale(scales: list[tuple[float, float]]) -> tuple[int, int] | None:
+    """The first scale whose every value one digit can type (0 standing for 10), e.g. 1-10 or 1-5; not yes/no."""
+    for lo, hi in scales:
+        if float(lo).is_integer() and float(hi).is_integer() and 0 <= lo and hi <= 10 and hi - lo >= 2 \
+                and not (lo == 0 and hi == 10):
+            return int(lo), int(hi)
+    return None
+
+
+def label_cell(label) -> str:
+    if label is None:
+        return ""
+    if label.kind == YES_NO:
+        return "yes" if label.value else "no"
+    return f"{label.value:g}"
 
 
 def score_cell(result: JudgeResult | None) -> str:
@@ -34,6 +62,19 @@ def score_cell(result: JudgeResult | None) -> str:
 
 
 class JudgeTable(DataTable):
+    BINDINGS = [
+        Binding("y", "label(1)", "Yes", tooltip="Label the highlighted text: in the target style"),
+        Binding("n", "label(0)", "No", tooltip="Label the highlighted text: not in the target style"),
+        *(Binding(str(digit), f"label_score({digit})", "Score", key_display="0-9", show=digit == 1,
+                  tooltip="Label the highlighted text with a score on the label scale (0: 10)")
+          for digit in (1, 2, 3, 4, 5, 6, 7, 8, 9, 0)),
+        Binding("delete,backspace", "unlabel", "Unlabel", key_display="del",
+                tooltip="Remove the highlighted text's label"),
+    ]
+
+    class Labelled(Message):
+        """A label was given or removed (and saved)."""
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, id=id)
         self.items: list[JudgeItem] = []
@@ -41,6 +82,8 @@ class JudgeTable(DataTable):
         self._scales: dict[str, tuple[float, float]] = {}
         self.sort_column = "gap"
         self.sort_reverse = True
+        self.labels: LabelStore | None = None  # set by the pane; None: labels cannot be kept (said there)
+        self.pairwise = False  # rows are pairs of answers: nothing to label
 
     def on_mount(self) -> None:
         for key in ORDER:
@@ -55,12 +98,14 @@ class JudgeTable(DataTable):
 
     # -- the rows --------------------------------------------------------------------------------
 
-    def start(self, items: list[JudgeItem], scales: dict[str, tuple[float, float]]) -> None:
+    def start(self, items: list[JudgeItem], scales: dict[str, tuple[float, float]], pairwise: bool = False) -> None:
         """A new run over these items, judged by prompts A and B, whose scales are given by label."""
         self.items = list(items)
         self._scales = dict(scales)
         self.results = {label: [None] * len(items) for label in scales}
+        self.pairwise = pairwise
         self._rebuild()
+        self.refresh_bindings()
 
     def add_results(self, batch: list[tuple[str, int, JudgeResult]]) -> None:
         for label, index, result in batch:
@@ -85,12 +130,18 @@ class JudgeTable(DataTable):
 
     # -- order -----------------------------------------------------------------------------------
 
+    def _label(self, index: int):
+        return None if self.labels is None or self.pairwise else self.labels.get(self.items[index].text)
+
     def _value(self, index: int, column: str):
         if column == "gap":
             return self.gap(index)
         if column in ("A", "B"):
             result = self.results[column][index]
             return None if result is None else result.score
+        if column == "label":
+            label = self._label(index)
+            return None if label is None else (label.kind != YES_NO, label.value)
         item = self.items[index]
         return item.group if column == "group" else item.text
 
@@ -127,9 +178,53 @@ class JudgeTable(DataTable):
             gap = self.gap(index)
             item = self.items[index]
             text = " ".join(item.text.split())
+            if item.text_b is not None:
+                text += " ‖ " + " ".join(item.text_b.split())
             text = text if len(text) <= TEXT_WIDTH else text[:TEXT_WIDTH - 1] + "…"
             self.add_row("" if gap is None else f"{gap:.2f}",
                          *(score_cell(self.results[label][index]) for label in ("A", "B")),
-                         item.group, text, key=str(index))
+                         item.group, label_cell(self._label(index)), text, key=str(index))
         if current is not None:
             self.move_cursor(row=self.get_row_index(current), animate=False)
+
+    # -- human labels ----------------------------------------------------------------------------
+
+    def label_scale(self) -> tuple[int, int] | None:
+        return label_scale(list(self._scales.values()))
+
+    def _digit_value(self, digit: int) -> int | None:
+        scale = self.label_scale()
+        if scale is None:
+            return None
+        value = 10 if digit == 0 and scale[1] == 10 else digit
+        return value if scale[0] <= value <= scale[1] else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("label", "label_score", "unlabel"):
+            if self.labels is None or self.pairwise or not self.row_count:
+                return False
+            if action == "label_score":
+                return self._digit_value(int(parameters[0])) is not None
+        return True
+
+    def _highlighted(self) -> int:
+        return int(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+
+    def _labelled(self) -> None:
+        row = self.cursor_row
+        self._rebuild()
+        self.move_cursor(row=min(row + 1, self.row_count - 1), animate=False)  # on to the next text
+        self.post_message(self.Labelled())
+
+    def action_label(self, value: int) -> None:
+        self.labels.upsert(self.items[self._highlighted()].text, value, YES_NO)
+        self._labelled()
+
+    def action_label_score(self, digit: int) -> None:
+        self.labels.upsert(self.items[self._highlighted()].text, self._digit_value(digit),
+                           scale_kind(self.label_scale()))
+        self._labelled()
+
+    def action_unlabel(self) -> None:
+        self.labels.remove(self.items[self._highlighted()].text)
+        self._labelled()

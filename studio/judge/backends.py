@@ -313,6 +313,15 @@ class LocalJudge:
     def cache_identity(self) -> dict:
         return endpoint_identity(Endpoint(backend="local", model=self.model))
 
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> None:
+        """Load the model now (the first score loads it otherwise): a UI can say that it waits for it."""
+        with self._lock:
+            self._load()
+
     def _load(self) -> None:
         if self._model is None:
             from studio import models

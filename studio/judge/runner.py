@@ -120,7 +120,9 @@ async def run_judge(
     judge = judge or make_judge(prompt, api_key=api_key, timeout=timeout)
     policy = policy or RetryPolicy(retries=retries)
     identity = judge.cache_identity()
-    semaphore = asyncio.Semaphore(max(1, concurrency))
+    # An in-process judge scores one text at a time on its model: more in flight would only queue
+    # threads that a cancel cannot stop.
+    semaphore = asyncio.Semaphore(max(1, concurrency) if judge.remote else 1)
     counts = {"scored": 0, "unparsed": 0, "out_of_range": 0, "failed": 0, "cached": 0}
     done = 0
 
