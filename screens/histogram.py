@@ -30,10 +30,10 @@ from screens.widgets.score_plot import GROUP_STYLES, ScorePlot
 from screens.widgets.score_rating import Rating, comparison_words, detail_lines, judge_folder, separation_lines
 from screens.workers import ReportsWorkerErrors
 from studio.formatting import format_number
-from studio.judge import BASE, GENERATED, TARGET, JudgePrompt, JudgeResult, group_stats, histogram
+from studio.judge import BASE, FEW_SHOT, GENERATED, TARGET, JudgePrompt, JudgeResult, group_stats, histogram
 from studio.judge.report import aucs
 
-GROUP_ORDER = (BASE, GENERATED, TARGET)  # other groups (from a texts file) follow in order of appearance
+GROUP_ORDER = (BASE, FEW_SHOT, GENERATED, TARGET)  # other groups (from a texts file) follow in order of appearance
 CHOICES = ("both", "A", "B")  # what `p` cycles through
 NARROW_WIDTH = 100
 BAR = Binding.Group("Bar", compact=True)

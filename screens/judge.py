@@ -50,6 +50,7 @@ from studio.judge.offline import default_judge
 
 PROGRESS_INTERVAL_S = 0.2  # at most five table updates a second while a run streams in
 DEFAULT_QUESTIONS = 40
+FEW_SHOT_EXAMPLES = 3  # a run's groups include the base model shown this many training answers (the few-shot baseline)
 ROOMY_HEIGHT = 40  # from this many rows the pane has room to show the start of each prompt
 EDIT = Binding.Group("Edit")
 
@@ -353,8 +354,10 @@ class JudgePane(ReportsWorkerErrors, Container, can_focus=True):
         if texts_file:
             items, source = load_texts(Path(texts_file).expanduser()), f"texts from {texts_file}"
         elif has_adapter(run_dir):
-            items = run_groups(run_dir, limit=limit, progress=lambda text: self.post_message(RunStatus(cancel, text))).items
-            source = f"run {Path(run_dir).name}: base, generated and target answers"
+            items = run_groups(run_dir, limit=limit, few_shot=FEW_SHOT_EXAMPLES,
+                               progress=lambda text: self.post_message(RunStatus(cancel, text))).items
+            source = (f"run {Path(run_dir).name}: base, few-shot ({FEW_SHOT_EXAMPLES} examples), generated and "
+                      "target answers")
         else:
             items, source = demo_items(limit), "the demo's plain (base) and Yoda (target) answers"
         if pairwise:

@@ -131,3 +131,29 @@ async def test_a_run_in_the_judge_pane_shows_up_here(echo_katan, texts_file):
         assert "AUC base/target    1.00" in stats
         assert "5 unparsed" not in stats and "1 unparsed" in text_of(pilot.app, "#score-stats-b")  # a 6 on 1-5
         assert [r.score for r in pilot.app.state.judge_results["A"]] == [s for _, s in ROWS]
+
+
+async def test_a_few_shot_group_and_reference_metrics_are_shown_beside_the_judge():
+    import dataclasses
+
+    from screens.state import StudioState
+    from studio.judge import JudgeItem, JudgeResult, load_prompt
+
+    prompt = dataclasses.replace(load_prompt("yoda"), id="A-yoda")
+    reference = "Strong with the Force, this one is."
+    answers = {"base": ("This one is strong with the Force.", [1, 2, 2, 3]),
+               "few-shot": ("Strong, this one is.", [3, 4, 4, 5]),
+               "generated": ("Strong with the Force, this one is.", [8, 9, 9, 10])}
+    results = [JudgeResult(JudgeItem(f"{text} ({i})", group, question=f"q{i}", reference=reference), prompt.id,
+                           "openai", "m", score=score, raw=f"Score: {score}")
+               for group, (text, scores) in answers.items() for i, score in enumerate(scores)]
+    results += [JudgeResult(JudgeItem(reference + f" ({i})", "target"), prompt.id, "openai", "m", score=9, raw="Score: 9")
+                for i in range(4)]
+    app = StudioApp(state=StudioState(judge_prompts={"A": prompt}, judge_results={"A": results}))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "ROUGE-L" in text_of(pilot.app, "#score-stats-a"), what="the figures")
+        stats = text_of(pilot.app, "#score-stats-a")
+        assert "few-shot   n 4    mean 4.00" in stats
+        assert "the fine-tune beats the few-shot baseline (AUC few-shot vs generated 1.00" in stats
+        assert "against the target-style answers: base: ROUGE-L " in stats and "generated: ROUGE-L 0.9" in stats

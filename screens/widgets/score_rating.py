@@ -47,11 +47,14 @@ class Rating:
     position: dict[str, PositionBias] = field(default_factory=dict)
     flagged: int = 0  # scores to read with care (low probability mass; a text score where logprobs were asked)
     out_of_range: int = 0
+    few_shot: list[str] = field(default_factory=list)  # whether the fine-tune beats the few-shot baseline, in words
+    reference: list[str] = field(default_factory=list)  # ROUGE-L and BLEU against the target-style answers
 
 
 def rate(prompt: JudgePrompt, results: Sequence[JudgeResult], labels: LabelStore | None = None) -> Rating:
     from studio.judge.labels import agreement
     from studio.judge.rating import length_bias, position_bias, separation
+    from studio.judge.report import fine_tune_lines, reference_lines
 
     flags = {"flagged": sum(r.flag is not None for r in results), "out_of_range": sum(r.out_of_range for r in results)}
     if prompt.parse == "pairwise":
@@ -61,7 +64,9 @@ def rate(prompt: JudgePrompt, results: Sequence[JudgeResult], labels: LabelStore
     groups = {r.group for r in results}
     sep = separation(results, prompt.scale, BASE, TARGET) if {BASE, TARGET} <= groups else None
     found = agreement(results, labels, prompt.scale) if labels is not None else []
-    return Rating(sep, length_bias(results), found, len(labels) if labels is not None else 0, **flags)
+    few_shot = [line for line in fine_tune_lines(prompt, results) if not line.startswith("AUC base vs generated")]
+    return Rating(sep, length_bias(results), found, len(labels) if labels is not None else 0, **flags,
+                  few_shot=few_shot, reference=reference_lines([r.item for r in results]))
 
 
 def compare(prompts: dict[str, JudgePrompt], results: dict[str, list[JudgeResult]]) -> PairedDifference | None:
@@ -174,7 +179,7 @@ def detail_lines(rating: Rating) -> list[str]:
     flags = flag_words(rating)
     if flags:
         lines.append(flags)
-    return lines
+    return lines + rating.few_shot + rating.reference
 
 
 def comparison_words(difference: PairedDifference | None) -> str:

@@ -20,7 +20,7 @@ from studio.judge.backends import (
 )
 from studio.judge.cache import JudgeCache, cache_key
 from studio.judge.estimate import CONFIRM_ABOVE, Estimate, Totals, estimate, totals
-from studio.judge.groups import BASE, GENERATED, TARGET, load_texts, run_groups
+from studio.judge.groups import BASE, FEW_SHOT, GENERATED, TARGET, load_texts, run_groups
 from studio.judge.items import JudgeItem, JudgeResult, text_hash
 from studio.judge.parse import Parsed, expected_score, parse_answer
 from studio.judge.prompts import (
@@ -59,7 +59,7 @@ from studio.judge.stats import (
 )
 
 __all__ = [
-    "BASE", "CONFIRM_ABOVE", "GENERATED", "TARGET", "Comparison", "Endpoint", "Estimate", "GroupStats",
+    "BASE", "CONFIRM_ABOVE", "FEW_SHOT", "GENERATED", "TARGET", "Comparison", "Endpoint", "Estimate", "GroupStats",
     "JudgeCache", "JudgeConfigError", "JudgeItem", "JudgePrompt", "JudgeResult", "LocalJudge",
     "OpenAIJudge", "PairwiseStats", "Parsed", "PermanentError", "Progress", "RetryPolicy",
     "SessionKeys", "Totals", "TransientError", "auc", "cache_key", "check_backend",
