@@ -355,6 +355,10 @@ class TrainingRun:
         self.device, self.tokenizer = device, tokenizer
         self.sample_chats = data.eval_questions[: cfg.train.sample_prompts]
         style = heldout.style_batch(tokenizer, data.style_text, cfg.data.max_length) if data.style_text else None
+        if data.style_text and style is None:  # said, not silently missing from the chart
+            self._emit("status", state=RunState.LOADING, reason=(
+                f"no style loss: the held-out style paragraph does not fit data.max_length = {cfg.data.max_length} "
+                "(raise it to about 300 to see it)"))
         self.evaluator = method.evaluator(data, tokenizer, cfg, style)
         self._emit("setup", method=method.name, device=str(device), dtype=str(dtype).removeprefix("torch."),
                    precision=precision, quantization=f"{bits}bit" if (bits := models.quantization_bits(cfg.model.quantization, device))

@@ -468,3 +468,13 @@ def test_preparation_reports_progress_and_a_stop_cancels_it(tiny_model_dir, qa_f
     stopped.stop()
     assert stopped.join(30) and stopped.state == "stopped"
     assert "preparing the data" in events_of(stopped.paths.root, "status")[-1]["reason"]
+
+
+def test_a_style_paragraph_too_long_for_max_length_is_said_not_silently_dropped(tiny_model_dir, tmp_path):
+    run = run_to_end(tiny_config(tiny_model_dir, max_length=128, max_steps=1, eval_every=1, sample_every=0,
+                                 save_every=0), tmp_path / "run")  # the demo, whose paragraph is ~220 tokens
+    assert run.state == "finished", run.error
+    reasons = [e["reason"] for e in events_of(run.paths.root, "status")]
+    assert any(r.startswith("no style loss: the held-out style paragraph does not fit data.max_length = 128")
+               for r in reasons)
+    assert all(e.get("style_loss") is None for e in events_of(run.paths.root, "eval"))
