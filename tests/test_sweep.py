@@ -39,7 +39,7 @@ def test_a_sweep_of_four_runs_stops_and_continues(tiny_model_dir, tmp_path):
     data = tmp_path / "qa.jsonl"
     data.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in QA))
     config = tmp_path / "base.toml"
-    tiny_config(tiny_model_dir, data, max_steps=30, eval_every=0, sample_every=0, save_every=5).save(config)
+    tiny_config(tiny_model_dir, data, max_steps=12, eval_every=0, sample_every=0, save_every=4).save(config)
     sweep_dir = tmp_path / "sweep"
     command = [sys.executable, "-m", "studio.cli", "sweep", str(config), "--set", "train.learning_rate=0.01,0.05",
                "--set", "lora.r=4,8", "--sweep-dir", str(sweep_dir)]
