@@ -18,10 +18,11 @@ from pathlib import Path
 
 from studio import cli
 from studio.run_state import RunState
-from studio.terminal import detach_terminal
+from studio.terminal import detach_terminal, threads_sleep_while_waiting
 
 
 def main(argv: list[str] | None = None) -> int:
+    threads_sleep_while_waiting()  # before torch loads (the app loads it when a run starts)
     args = cli.build_parser().parse_args(argv)  # one parser: `studio --help` lists every command
     if args.command is None:
         return run_studio(config=args.config)

@@ -15,6 +15,7 @@ from studio.config import DEFAULT_MODEL, ConfigError, RunConfig
 from studio.errors import StudioError
 from studio.paths import runs_dir
 from studio.runs import RunPaths
+from studio.terminal import threads_sleep_while_waiting
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +96,7 @@ def package_version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    threads_sleep_while_waiting()
     args = build_parser().parse_args(argv)
     if args.command in (None, "watch"):  # the app's commands: the engine has no UI
         print("the app opens with the `studio` command: `studio`, or `studio watch RUN_DIR`", file=sys.stderr)

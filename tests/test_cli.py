@@ -212,3 +212,23 @@ def test_mistakes_are_one_line_errors_not_tracebacks(trained_run, tmp_path):
     torch.save({"weights": torch.nn.Linear(2, 2)}, pickled / "adapter" / "adapter_model.bin")  # not weights-only
     failed = run_cli("export", str(pickled), "--merge", str(tmp_path / "m2"))
     assert failed.returncode == 1 and "pickled" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_torch_threads_sleep_while_waiting_unless_the_user_chose(monkeypatch):
+    import subprocess
+    import sys
+
+    from studio.terminal import threads_sleep_while_waiting
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    threads_sleep_while_waiting()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    threads_sleep_while_waiting()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    # The commands set it before torch loads: a run's process sees it.
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    code = "import os, studio.cli as c; c.build_parser = None\ntry: c.main(['runs'])\nexcept TypeError: pass\n" \
+           "print(os.environ.get('OMP_WAIT_POLICY'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.strip().endswith("PASSIVE"), out.stderr
