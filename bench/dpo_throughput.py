@@ -30,7 +30,6 @@ def run_studio(s: dict) -> dict:
 
 def run_trl(s: dict) -> dict:
     from peft import LoraConfig
-    from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
@@ -42,13 +41,6 @@ def run_trl(s: dict) -> dict:
     pairs = preferences.prepare(DataConfig(max_length=s["max_length"]), tokenizer).train  # the pairs the studio trains
     timer = StepTimer()
 
-    class Timing(TrainerCallback):
-        def on_step_begin(self, *a, **k):
-            timer.begin()
-
-        def on_step_end(self, *a, **k):
-            timer.end()
-
     config = DPOConfig(output_dir=tempfile.mkdtemp(), max_steps=s["steps"], per_device_train_batch_size=s["batch"],
                        learning_rate=s["lr"], lr_scheduler_type="cosine", warmup_steps=0, max_length=s["max_length"],
                        beta=s["beta"], logging_steps=1, save_strategy="no", report_to="none", seed=s["seed"],
@@ -58,7 +50,7 @@ def run_trl(s: dict) -> dict:
     lora = LoraConfig(r=s["r"], lora_alpha=s["alpha"], lora_dropout=0.0, target_modules="all-linear",
                       task_type="CAUSAL_LM")
     trainer = DPOTrainer(model=models.load_model(ModelConfig(name=s["model"])), args=config, train_dataset=pairs,
-                         processing_class=tokenizer, callbacks=[Timing()], peft_config=lora)
+                         processing_class=tokenizer, callbacks=[timer.callback()], peft_config=lora)
     trainer.remove_callback(PrinterCallback)
     collate = trainer.data_collator
 

@@ -126,6 +126,21 @@ class StepTimer:
     def batch(self, attention_mask) -> None:
         self._pending += int(attention_mask.sum())
 
+    def callback(self):
+        """A TrainerCallback that times the trainer's optimizer steps with this timer."""
+        from transformers import TrainerCallback
+
+        timer = self
+
+        class Timing(TrainerCallback):
+            def on_step_begin(self, *a, **k):
+                timer.begin()
+
+            def on_step_end(self, *a, **k):
+                timer.end()
+
+        return Timing()
+
     def begin(self) -> None:
         self._t0 = time.perf_counter()
 
@@ -143,7 +158,6 @@ class StepTimer:
 
 def run_trl(s: dict) -> dict:
     from datasets import Dataset
-    from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
@@ -153,20 +167,13 @@ def run_trl(s: dict) -> dict:
     rows = [{"prompt": c[:-1], "completion": c[-1:]} for c in chats(s)]
     timer = StepTimer()
 
-    class Timing(TrainerCallback):
-        def on_step_begin(self, *a, **k):
-            timer.begin()
-
-        def on_step_end(self, *a, **k):
-            timer.end()
-
     config = SFTConfig(output_dir=tempfile.mkdtemp(), max_steps=s["steps"], per_device_train_batch_size=s["batch"],
                        learning_rate=s["lr"], lr_scheduler_type="cosine", warmup_steps=0, max_length=s["max_length"],
                        logging_steps=1, save_strategy="no", report_to="none", seed=s["seed"], disable_tqdm=True,
                        dataloader_num_workers=0, use_cpu=not _cuda(), bf16=_cuda(), completion_only_loss=True,
                        padding_free=s["padding_free"])
     trainer = SFTTrainer(model=_lora_model(s), args=config, train_dataset=Dataset.from_list(rows),
-                         processing_class=tokenizer, callbacks=[Timing()])
+                         processing_class=tokenizer, callbacks=[timer.callback()])
     trainer.remove_callback(PrinterCallback)
     collate = trainer.data_collator
 
