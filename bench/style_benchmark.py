@@ -13,7 +13,7 @@ paragraph (relative to the base model, the same for both), over several seeds. P
 the ratio of the mean reductions, studio / loop (> 1: the defaults win):
 
     python bench/style_benchmark.py [--steps 60] [--seeds 2] [--model NAME]
-                                    [--variant train.scheduler=constant_with_warmup ...]
+                                    [--variant train.scheduler=constant_with_warmup ...] [--skip loop studio]
 
 Each --variant adds a row: the studio defaults with that one setting changed (how the default
 schedule and warm-up were chosen: measured here, not by habit).
@@ -103,6 +103,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
                         help="also run the studio defaults with this setting changed (repeatable)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["loop", "studio"],
+                        help="leave out these rows (while exploring variants; the ratios need the loop)")
     args = parser.parse_args()
     quiet()
     from studio import models
@@ -112,7 +114,7 @@ def main() -> None:
     base = measure(models.load_model(ModelConfig(name=args.model)), batches, style)
     print(f"held out: {len(data.eval)} answers and the style paragraph; {len(data.train)} train rows; "
           f"base model: answers {base['answers']:.4f}, paragraph {base['paragraph']:.4f}")
-    names = ["loop", "studio", *args.variant]
+    names = [name for name in ("loop", "studio") if name not in args.skip] + args.variant
     reductions: dict[str, dict[str, list[float]]] = {name: {} for name in names}
     for seed in range(args.seeds):
         for name in names:
@@ -129,6 +131,8 @@ def main() -> None:
                   f"(-{reductions[name]['paragraph'][-1]:.1%})", flush=True)
     print()
     for key in ("answers", "paragraph"):
+        if "loop" not in names:
+            break
         loop = statistics.mean(reductions["loop"][key])
         for name in names[1:]:
             ours = statistics.mean(reductions[name][key])

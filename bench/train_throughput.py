@@ -5,7 +5,7 @@ process so peak memory is its own. Throughput counts real (non-pad) tokens per s
 optimizer steps, after warm-up steps. On two datasets: the demo (short rows of even length) and a
 varied one made from the demo's text (log-normal lengths, 20-1000 tokens, like real instruction
 data: bench/varied_data.py). For each: the studio's default (padding-free packing), the studio with
-padded batches, TRL's SFTTrainer default, TRL with padding_free, and the naive loop. Prints each
+padded batches, TRL's SFTTrainer default, TRL with padding_free (its bfd packing), and the naive loop. Prints each
 figure and the ratios:
 
     python bench/train_throughput.py [--model NAME] [--steps 10] [--batch 8] [--max-length 512]
@@ -22,6 +22,7 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import queue
 import resource
 import sys
 import tempfile
@@ -171,7 +172,8 @@ def run_trl(s: dict) -> dict:
                        learning_rate=s["lr"], lr_scheduler_type="cosine", warmup_steps=0, max_length=s["max_length"],
                        logging_steps=1, save_strategy="no", report_to="none", seed=s["seed"], disable_tqdm=True,
                        dataloader_num_workers=0, use_cpu=not _cuda(), bf16=_cuda(), completion_only_loss=True,
-                       padding_free=s["padding_free"])
+                       # TRL's padding-free path must pack (bfd: whole rows, no cross-row attention) to keep max_length
+                       padding_free=s["padding_free"], packing=s["padding_free"], packing_strategy="bfd")
     trainer = SFTTrainer(model=_lora_model(s), args=config, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=[timer.callback()])
     trainer.remove_callback(PrinterCallback)
@@ -247,13 +249,20 @@ def _child(run, s: dict, queue) -> None:
     queue.put(result)
 
 
-def measure(run, s: dict) -> dict:
-    """`run(s)` (a module-level function) in a spawned process of its own, with its peak memory."""
+def measure(run, s: dict) -> dict | None:
+    """`run(s)` (a module-level function) in a spawned process of its own, with its peak memory; None when
+    the process died (its traceback is above)."""
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(run, s, queue))
+    results = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(run, s, results))
     proc.start()
-    result = queue.get()
+    while True:
+        try:
+            result = results.get(timeout=5)
+            break
+        except queue.Empty:
+            if not proc.is_alive():
+                return None
     proc.join()
     return result
 
@@ -276,7 +285,11 @@ def main() -> None:
             results = {}
             for name in args.only:
                 trainer, changes = VARIANTS[name]
-                results[name] = r = measure(TRAINERS[trainer], {**s, **changes})
+                r = measure(TRAINERS[trainer], {**s, **changes})
+                if r is None:
+                    print(f"{name:17s} failed (its error is above)", flush=True)
+                    continue
+                results[name] = r
                 speed[data, name] = r["tokens_per_s"]
                 print(f"{name:17s} {r['tokens_per_s']:9.1f} tok/s   peak {r['peak_mb']:8.0f} MB   last loss "
                       f"{r['loss']:.3f}", flush=True)

@@ -24,16 +24,18 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
+from screens.shared import has_adapter
 from screens.state import JUDGE_LABELS, StateChanged
+from screens.widgets.pairs_maker import PairsMaker
 from screens.widgets.score_bins import ScoreBins
 from screens.widgets.score_plot import GROUP_STYLES, ScorePlot
 from screens.widgets.score_rating import Rating, comparison_words, detail_lines, judge_folder, separation_lines
 from screens.workers import ReportsWorkerErrors
 from studio.formatting import format_number
-from studio.judge import BASE, FEW_SHOT, GENERATED, TARGET, JudgePrompt, JudgeResult, group_stats, histogram
+from studio.judge import BASE, FEW_SHOT, GENERATED, SFT, TARGET, JudgePrompt, JudgeResult, group_stats, histogram
 from studio.judge.report import aucs
 
-GROUP_ORDER = (BASE, FEW_SHOT, GENERATED, TARGET)  # other groups (from a texts file) follow in order of appearance
+GROUP_ORDER = (BASE, FEW_SHOT, SFT, GENERATED, TARGET)  # other groups (from a texts file) follow in order of appearance
 CHOICES = ("both", "A", "B")  # what `p` cycles through
 NARROW_WIDTH = 100
 BAR = Binding.Group("Bar", compact=True)
@@ -96,6 +98,9 @@ class HistogramPane(ReportsWorkerErrors, VerticalScroll, can_focus=True):
                 tooltip="Choose the bar to the right: its texts are listed below"),
         Binding("e", "export", "Export",
                 tooltip="Write the figure (PNG), the scores (CSV) and a report (markdown) to RUN/eval/"),
+        Binding("m", "make_pairs", "Make pairs",
+                tooltip="Preference pairs for DPO: the run's adapter answers its training questions several times, "
+                        "the prompt shown scores them, best vs worst are kept (m again stops it)"),
         Binding("r", "reload", "Reload", show=False, tooltip="Read the Judge pane's latest results again"),
     ]
 
@@ -113,6 +118,7 @@ class HistogramPane(ReportsWorkerErrors, VerticalScroll, can_focus=True):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="scores-head", markup=False)
+        yield PairsMaker(id="pairs-maker")
         yield Static("", id="score-compare", classes="-empty", markup=False)
         with Horizontal(id="score-columns"):
             for label in JUDGE_LABELS:
@@ -189,7 +195,7 @@ class HistogramPane(ReportsWorkerErrors, VerticalScroll, can_focus=True):
         else:
             names = " and ".join(f"{label} ({self._prompts[label].name or self._prompts[label].id})"
                                  for label in labels) or f"prompt {self.shown}: no results"
-            head = f"{names} · groups {layout} · p: prompt · o: layout · ←/→: bar · e: export"
+            head = f"{names} · groups {layout} · p: prompt · o: layout · ←/→: bar · e: export · m: pairs"
         self.query_one("#scores-head", Static).update(head)
 
         self._bins = histogram([], self._prompts[labels[0]].scale) if labels else []
@@ -275,6 +281,26 @@ class HistogramPane(ReportsWorkerErrors, VerticalScroll, can_focus=True):
     def on_score_bins_chosen(self, message: ScoreBins.Chosen) -> None:
         self._chosen = message.index
         self._draw()
+
+    # -- preference pairs ------------------------------------------------------------------------
+
+    def action_make_pairs(self) -> None:
+        maker = self.query_one(PairsMaker)
+        if maker.running:
+            maker.stop()
+            return
+        run_dir, labels = self.app.state.run_dir, self._labels()
+        if not has_adapter(run_dir):
+            self.notify("pairs come from a run's adapter answering its training questions: train a run, or open "
+                        "one (Runs: o), first", severity="warning")
+        elif not labels:
+            self.notify("the pairs are scored with the judge prompt shown here: run the judge first (Judge pane, r)",
+                        severity="warning")
+        elif self._prompts[labels[0]].parse == "pairwise":
+            self.notify("a pairwise prompt does not score answers one by one: show the other prompt (p)",
+                        severity="warning")
+        else:
+            maker.start(Path(run_dir), self._prompts[labels[0]])
 
     # -- export ----------------------------------------------------------------------------------
 

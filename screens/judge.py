@@ -32,7 +32,7 @@ from textual.events import Resize
 from textual.message import Message
 from textual.widgets import DataTable, Input, ProgressBar, Static
 
-from screens.shared import describe_error
+from screens.shared import describe_error, has_adapter
 from screens.state import JUDGE_LABELS, StateChanged
 from screens.widgets.judge_dialogs import ConfirmRun, PromptDiff
 from screens.widgets.judge_editor import PromptEditor
@@ -41,9 +41,26 @@ from screens.widgets.judge_table import JudgeTable, score_cell
 from screens.widgets.score_rating import judge_folder
 from screens.workers import ReportsWorkerErrors, WorkerFailed
 from studio.formatting import format_number
-from studio.judge import (BASE, CONFIRM_ABOVE, GENERATED, TARGET, Estimate, JudgeCache, JudgeConfigError, JudgeItem,
-                          JudgePrompt, JudgeResult, LocalJudge, SessionKeys, check_backend, compare_prompts, estimate,
-                          load_texts, prompt_diff, run_groups, run_judge, totals)
+from studio.judge import (
+    CONFIRM_ABOVE,
+    Estimate,
+    JudgeCache,
+    JudgeConfigError,
+    JudgeItem,
+    JudgePrompt,
+    JudgeResult,
+    LocalJudge,
+    SessionKeys,
+    answer_pairs,
+    check_backend,
+    compare_prompts,
+    estimate,
+    load_texts,
+    prompt_diff,
+    run_groups,
+    run_judge,
+    totals,
+)
 from studio.judge.estimate import judged_items
 from studio.judge.labels import LabelStore, labels_path
 from studio.judge.offline import default_judge
@@ -133,33 +150,8 @@ def demo_items(limit: int) -> list[JudgeItem]:
     return [JudgeItem.from_row(row) for row in rows if row["question"] in chosen]
 
 
-def pairs_of(items: list[JudgeItem]) -> list[JudgeItem]:
-    """Per question, its generated answer (or, without one, its target answer) as answer A against its
-    base answer as answer B; items that already are pairs (text_b) stay as they are."""
-    if items and all(item.text_b is not None for item in items):
-        return list(items)
-    answers: dict[str | None, dict[str, JudgeItem]] = {}
-    for item in items:
-        answers.setdefault(item.question, {})[item.group] = item
-    pairs = []
-    for question, by_group in answers.items():
-        first = by_group.get(GENERATED) or by_group.get(TARGET)
-        if first is not None and BASE in by_group:
-            pairs.append(dataclasses.replace(first, text_b=by_group[BASE].text, fields={}))
-    if not pairs:
-        raise JudgeConfigError("pairwise mode needs pairs: rows with `text` and `text_b`, or answers of groups base "
-                               "and generated (or target) to the same `question`")
-    return pairs
-
-
 def combined(estimates: list[Estimate]) -> Estimate:
     return Estimate(*(sum(getattr(e, f.name) for e in estimates) for f in dataclasses.fields(Estimate)))
-
-
-def has_adapter(run_dir: Path | None) -> bool:
-    from studio.runs import RunPaths
-
-    return run_dir is not None and RunPaths(Path(run_dir)).adapter.is_dir()
 
 
 class JudgePane(ReportsWorkerErrors, Container, can_focus=True):
@@ -356,12 +348,12 @@ class JudgePane(ReportsWorkerErrors, Container, can_focus=True):
         elif has_adapter(run_dir):
             items = run_groups(run_dir, limit=limit, few_shot=FEW_SHOT_EXAMPLES,
                                progress=lambda text: self.post_message(RunStatus(cancel, text))).items
-            source = (f"run {Path(run_dir).name}: base, few-shot ({FEW_SHOT_EXAMPLES} examples), generated and "
-                      "target answers")
+            groups = ", ".join(dict.fromkeys(item.group for item in items))
+            source = f"run {Path(run_dir).name}: {groups} answers (few-shot: {FEW_SHOT_EXAMPLES} examples)"
         else:
             items, source = demo_items(limit), "the demo's plain (base) and Yoda (target) answers"
         if pairwise:
-            items = pairs_of(items)
+            items = answer_pairs(items)
             source = f"pairs from {source}, in both orders"
         if cancel.is_set():
             self.post_message(RunFinished(cancel, {}, {}, 0.0))

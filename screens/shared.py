@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 _tokenizers: dict[str, Any] = {}
@@ -29,3 +30,10 @@ def describe_error(error: BaseException) -> str:
     from studio.errors import StudioError
 
     return str(error) if isinstance(error, StudioError) else f"{type(error).__name__}: {error}"
+
+
+def has_adapter(run_dir: Path | None) -> bool:
+    """Whether the run has its final adapter (its answers can be generated)."""
+    from studio.runs import RunPaths
+
+    return run_dir is not None and RunPaths(Path(run_dir)).adapter.is_dir()

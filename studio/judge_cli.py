@@ -15,6 +15,7 @@ from studio.judge import (
     JudgeCache,
     JudgeConfigError,
     JudgePrompt,
+    answer_pairs,
     compare_prompts,
     load_prompt,
     load_texts,
@@ -62,7 +63,11 @@ def add_judge_parsers(subparsers) -> None:
     _add_judge_options(p, None)
     p.set_defaults(func=judge_command)
 
-    p = subparsers.add_parser("eval", help="generate a run's answers, judge the control groups, write RUN/eval/")
+    p = subparsers.add_parser("eval", help="generate a run's answers, judge the control groups, write RUN/eval/",
+                              description="Generate a run's answers to its held-out questions and judge them beside "
+                                          "the control groups (base, target; sft, the adapter a DPO run continued). "
+                                          "A pairwise prompt (--prompt pairwise) judges each generated answer "
+                                          "against the sft answer (or the base one) in both orders: the win rate.")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--texts", type=Path, help="judge these groups (JSONL) instead of generating them")
     p.add_argument("--limit", type=int, help="at most this many held-out questions")
@@ -107,6 +112,21 @@ def _score(prompt: JudgePrompt, items, args, cache):
 
         return asyncio.run(run_pairwise(prompt, items, **kwargs))
     return run_judge_sync(prompt, items, **kwargs)
+
+
+def _print_pairwise(prompt: JudgePrompt, forward, backward, first: str = "first answer") -> list:
+    """A pairwise prompt's win and flip rates; returns every verdict (both orders)."""
+    s = pairwise_stats(forward, backward)
+    print(f"prompt {prompt.id} (pairwise, {s.n} pairs judged both ways, {s.unjudged} without a verdict)\n"
+          f"  {first} wins {s.wins}, loses {s.losses}, ties {s.ties}, order flips {s.flips}\n"
+          f"  win rate {s.win_rate if s.win_rate is None else round(s.win_rate, 3)}, "
+          f"position-bias flip rate {s.flip_rate if s.flip_rate is None else round(s.flip_rate, 3)}")
+    for b in position_bias(forward, backward).values():
+        if b.first_wins is not None:
+            print(f"  {b.group or '(none)'}: the answer shown first wins {b.first_wins:.2f} of verdicts "
+                  f"(0.50 is unbiased), flip rate {b.flip_rate:.2f} (n={b.n})")
+    print(f"  totals: {totals(forward + backward).describe()}")
+    return forward + backward
 
 
 def _confirm(prompts: list[JudgePrompt], items, args, cache) -> None:
@@ -168,18 +188,7 @@ def judge_command(args: argparse.Namespace) -> int:
         for prompt in prompts:
             scored = _score(prompt, judged, args, cache)
             if prompt.parse == "pairwise":
-                forward, backward = scored
-                s = pairwise_stats(forward, backward)
-                print(f"prompt {prompt.id} (pairwise, {s.n} pairs judged both ways, {s.unjudged} without a verdict)\n"
-                      f"  first answer wins {s.wins}, loses {s.losses}, ties {s.ties}, order flips {s.flips}\n"
-                      f"  win rate {s.win_rate if s.win_rate is None else round(s.win_rate, 3)}, "
-                      f"position-bias flip rate {s.flip_rate if s.flip_rate is None else round(s.flip_rate, 3)}")
-                for b in position_bias(forward, backward).values():
-                    if b.first_wins is not None:
-                        print(f"  {b.group or '(none)'}: the answer shown first wins {b.first_wins:.2f} of verdicts "
-                              f"(0.50 is unbiased), flip rate {b.flip_rate:.2f} (n={b.n})")
-                every += forward + backward
-                print(f"  totals: {totals(forward + backward).describe()}")
+                every += _print_pairwise(prompt, *scored)
                 continue
             every += scored
             results[prompt.id] = scored[:len(items)]  # the first judgement of each text: the statistics' sample
@@ -213,9 +222,7 @@ def judge_command(args: argparse.Namespace) -> int:
 def eval_command(args: argparse.Namespace) -> int:
     def command() -> int:
         prompts = _prompts(args, "yoda")
-        for prompt in prompts:
-            if prompt.parse == "pairwise":
-                raise JudgeConfigError(f"{prompt.id}: studio eval scores texts one by one; use a non-pairwise prompt")
+        scoring = [p for p in prompts if p.parse != "pairwise"]
         extra = []
         if args.texts:
             items = load_texts(args.texts)
@@ -227,14 +234,24 @@ def eval_command(args: argparse.Namespace) -> int:
             extra = [line for line in [groups.perplexity_line()] if line]
         extra += reference_lines(items)
         print("\n".join(extra))
+        pairs = answer_pairs(items) if len(scoring) < len(prompts) else []
         cache = None if args.no_cache else JudgeCache()
-        _confirm(prompts, items, args, cache)
-        results = {p.id: _score(p, items, args, cache) for p in prompts}
-        for prompt in prompts:
+        _confirm(scoring, items, args, cache)
+        _confirm([p for p in prompts if p not in scoring], pairs, args, cache)
+        results = {p.id: _score(p, items, args, cache) for p in scoring}
+        for prompt in scoring:
             print(summary_text(prompt, results[prompt.id]))
             print(f"  totals: {totals(results[prompt.id]).describe()}")
-        paths = write_eval(args.run_dir / "eval", prompts, results, title=f"Judge evaluation of {args.run_dir.name}",
-                           extra=extra)
+        paths = []
+        for prompt in prompts:
+            if prompt not in scoring:  # each question's generated answer against its sft (or base) answer
+                verdicts = _print_pairwise(prompt, *_score(prompt, pairs, args, cache),
+                                           first=f"{pairs[0].group} (over {pairs[0].fields['versus']})")
+                paths.append(args.run_dir / "eval" / f"pairwise-{prompt.id}.jsonl")
+                write_jsonl(verdicts, paths[-1])
+        if scoring:
+            paths += write_eval(args.run_dir / "eval", scoring, results, title=f"Judge evaluation of {args.run_dir.name}",
+                                extra=extra)
         print("wrote " + ", ".join(str(p) for p in paths))
         return 0
 

@@ -6,15 +6,17 @@ least `min_margin`. A failed or unparsed score never forms a pair (it is counted
 answers all tie is dropped (counted). Each pair keeps both scores, the judge's reasons and the question's
 hash, so it can be traced back. The pairs file trains a DPO run as it is (`--set data.dataset=pairs.jsonl`).
 
-    questions = training_questions(run_dir, limit=50)
-    answers = sample_answers(model, tokenizer, questions, n=4, temperature=0.8, max_new_tokens=128, seed=0)
-    results = run_judge_sync(prompt, judge_items(questions, answers))
-    pairs, report = choose_pairs(questions, answers, results, min_margin=1.0)
+    pairs, report, path = make_pairs(run_dir, prompt, PairSettings(n=4, limit=50))
+    config = dpo_config(run_dir, path)  # DPO on them, continuing the run's adapter
+
+The steps one by one: training_questions, sample_answers, judge_items, run_judge_sync, choose_pairs, write_pairs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,26 @@ Chat = list[dict[str, str]]
 
 class PairsError(StudioError):
     """No pairs can be made as asked; the message says why and what to change."""
+
+
+class PairsCancelled(PairsError):
+    """Stopped by the user before the pairs were written; nothing was written."""
+
+
+@dataclass(frozen=True)
+class PairSettings:
+    n: int = 4  # answers sampled per question
+    limit: int | None = None  # at most this many training questions
+    temperature: float = 0.8
+    max_new_tokens: int = 128
+    seed: int = 0
+    batch_size: int = 8  # prompts generated at once
+    min_margin: float | None = None  # the least score difference; None: a ninth of the judge's scale (1 on 1-10)
+    length_balance: float | None = None  # keep pairs whose longer answer is at most this many times the shorter
+
+    def margin(self, scale: tuple[float, float]) -> float:
+        low, high = scale
+        return (high - low) / 9 if self.min_margin is None else self.min_margin
 
 
 # -- the questions and their answers ---------------------------------------------------------------
@@ -184,3 +206,59 @@ def write_pairs(pairs: list[dict[str, Any]], out: Path) -> Path:
     partial.write_text("".join(json.dumps(pair, ensure_ascii=False) + "\n" for pair in pairs), encoding="utf-8")
     partial.replace(out)  # a crash never leaves half a file under the name a DPO run reads
     return out
+
+
+# -- the whole loop --------------------------------------------------------------------------------
+
+
+def make_pairs(run_dir: Path, prompt, settings: PairSettings, *, out: Path | None = None,
+               confirm: Callable[[list[JudgeItem]], None] | None = None,
+               on_sampled: Callable[[int, int], None] | None = None, cancel_event: threading.Event | None = None,
+               **judge_kwargs) -> tuple[list[dict[str, Any]], PairsReport, Path]:
+    """Sample the run's answers to its training questions, judge them with `prompt` (run_judge's keyword
+    arguments pass through: judge, api_key, on_progress, ...), keep best-vs-worst pairs and write them to
+    `out` (default RUN/pairs.jsonl). `confirm(items)` may raise to stop before anything is sent; a set
+    `cancel_event` stops sampling or judging with PairsCancelled, and nothing is written."""
+    from studio import runs
+    from studio.judge.runner import run_judge_sync
+
+    if settings.n < 2:
+        raise PairsError("--n must be at least 2: a pair needs two answers to one question")
+    if prompt.parse == "pairwise":
+        raise PairsError("give one judge prompt that scores answers one by one (not pairwise)")
+
+    def sampled(done: int, total: int) -> None:
+        if cancel_event is not None and cancel_event.is_set():
+            raise PairsCancelled("stopped while sampling the answers: no pairs written")
+        if on_sampled is not None:
+            on_sampled(done, total)
+
+    run_dir = Path(run_dir)
+    questions = training_questions(run_dir, settings.limit)
+    model, tokenizer = runs.load_adapted_model(run_dir)
+    answers = sample_answers(model, tokenizer, questions, settings.n, settings.temperature, settings.max_new_tokens,
+                             settings.seed, settings.batch_size, progress=sampled)
+    del model  # the judge may load a model of its own
+    items = judge_items(questions, answers)
+    if confirm is not None:
+        confirm(items)
+    results = run_judge_sync(prompt, items, cancel_event=cancel_event, **judge_kwargs)
+    if cancel_event is not None and cancel_event.is_set():
+        raise PairsCancelled("stopped while judging the answers: no pairs written (the scores so far are cached)")
+    pairs, report = choose_pairs(questions, answers, results, settings.margin(prompt.scale), settings.length_balance)
+    return pairs, report, write_pairs(pairs, out or run_dir / "pairs.jsonl")
+
+
+def dpo_config(run_dir: Path, pairs_path: Path):
+    """The run's config turned into a DPO run on the pairs file that continues the run's adapter (which is
+    then the reference policy): the columns write_pairs uses, pairs that do not fit dropped, the learning
+    rate chosen for DPO, a new name."""
+    from studio import runs
+    from studio.config import AUTO
+
+    cfg = runs.load_config(Path(run_dir))
+    data = dataclasses.replace(cfg.data, dataset=str(pairs_path), prompt_column="question", chosen_column="chosen",
+                               rejected_column="rejected", system_column="", context_column="", overlong="drop")
+    return dataclasses.replace(cfg, name="", data=data,
+                               model=dataclasses.replace(cfg.model, adapter=str(runs.RunPaths(Path(run_dir)).adapter)),
+                               train=dataclasses.replace(cfg.train, method="dpo", learning_rate=AUTO))

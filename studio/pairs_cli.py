@@ -34,34 +34,25 @@ def add_pairs_parser(subparsers) -> None:
 
 
 def pairs_command(args: argparse.Namespace) -> int:
-    from studio import pairs, runs
+    from studio import pairs
     from studio.judge.offline import LOCAL_MODEL, OFFLINE_PROMPT, local_prompt
-    from studio.judge.runner import run_judge_sync
 
     def command() -> int:
-        if args.n < 2:
-            raise pairs.PairsError("--n must be at least 2: a pair needs two answers to one question")
         prompt, *others = _prompts(args, OFFLINE_PROMPT if args.local else "yoda")
-        if others or prompt.parse == "pairwise":
+        if others:
             raise pairs.PairsError("give one judge prompt that scores answers one by one (not pairwise)")
         if args.local:
             prompt = local_prompt(prompt, model=args.model or LOCAL_MODEL)
-        low, high = prompt.scale
-        min_margin = (high - low) / 9 if args.min_margin is None else args.min_margin
-        questions = pairs.training_questions(args.run_dir, args.limit)
-        print(f"{len(questions)} questions x {args.n} answers", file=sys.stderr)
-        model, tokenizer = runs.load_adapted_model(args.run_dir)
-        answers = pairs.sample_answers(
-            model, tokenizer, questions, args.n, args.temperature, args.max_new_tokens, args.seed, args.batch_size,
-            progress=lambda done, total: print(f"\rsampled {done}/{total}", end="\n" if done == total else "",
-                                               file=sys.stderr, flush=True))
-        items = pairs.judge_items(questions, answers)
-        _confirm([prompt], items, args, None)
-        results = run_judge_sync(prompt, items, concurrency=args.concurrency, timeout=args.timeout,
-                                 retries=args.retries, on_progress=_show_progress(prompt.id))
-        chosen, report = pairs.choose_pairs(questions, answers, results, min_margin, args.length_balance)
+        settings = pairs.PairSettings(n=args.n, limit=args.limit, temperature=args.temperature,
+                                      max_new_tokens=args.max_new_tokens, seed=args.seed, batch_size=args.batch_size,
+                                      min_margin=args.min_margin, length_balance=args.length_balance)
+        chosen, report, out = pairs.make_pairs(
+            args.run_dir, prompt, settings, out=args.out, confirm=lambda items: _confirm([prompt], items, args, None),
+            on_sampled=lambda done, total: print(f"\rsampled {done}/{total} answers", end="\n" if done == total else "",
+                                                 file=sys.stderr, flush=True),
+            concurrency=args.concurrency, timeout=args.timeout, retries=args.retries,
+            on_progress=_show_progress(prompt.id))
         print(report.summary())
-        out = pairs.write_pairs(chosen, args.out or args.run_dir / "pairs.jsonl")
         print(f"wrote {out}: train on it with --set train.method=dpo --set data.dataset={out} "
               f"--set model.adapter={args.run_dir / 'adapter'}")
         return 0 if chosen else 1

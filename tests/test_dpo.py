@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from test_train import events_of, run_to_end
 
 from studio.config import ConfigError, RunConfig
+from studio.judge import JudgeConfigError, run_groups
 from studio.train import TrainingRun
 
 # Short pairs: the chosen answer ends in "hmm", the rejected one is plain.
@@ -55,6 +56,8 @@ def test_a_dpo_run_learns_the_preference(tiny_model_dir, pairs_file, tmp_path):
     evals = events_of(run.paths.root, "eval")
     assert [e["step"] for e in evals] == [0, 10]
     assert evals[-1]["pair_margin"] > evals[0]["pair_margin"]  # held-out pairs: chosen became likelier
+    with pytest.raises(JudgeConfigError, match="evaluated on the held-out questions of the SFT run"):
+        run_groups(run.paths.root, limit=1)  # pairs only: no target-style answers to judge against
 
     # The adapter trained (LoRA B starts at zero), the base weights did not; no reference copy was saved.
     adapter = load_file(run.paths.adapter / "adapter_model.safetensors")
@@ -156,6 +159,14 @@ def test_dpo_continues_an_sft_adapter_which_is_its_reference(tiny_model_dir, pai
     after = load_file(run.paths.adapter / "adapter_model.safetensors")
     assert before.keys() == after.keys()
     assert any(not torch.equal(before[name], after[name]) for name in before)
+
+    # Judged, it is compared with where it started: the SFT run's held-out questions, answered by the base
+    # model (the data has no plain answers), by the SFT adapter, by this DPO run; and the target answers.
+    groups = run_groups(run.paths.root, limit=2, max_new_tokens=4, progress=lambda _: None)
+    assert [item.group for item in groups.items] == ["base", "sft", "generated", "target"] * 2
+    assert all(item.reference.endswith("hmm.") for item in groups.items if item.group != "target")
+    assert set(groups.perplexity) == {"base", "sft", "generated"}
+    assert "the adapter it started from " in groups.perplexity_line()
 
 
 def test_a_wrong_adapter_folder_is_named_with_the_fix(tiny_model_dir, pairs_file, tmp_path):

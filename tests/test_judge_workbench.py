@@ -319,11 +319,32 @@ async def test_pairwise_mode_judges_both_orders_for_win_and_flip_rates(tmp_path)
             assert pane.query_one(JudgeTable).row_count == 6  # three pairs, each in both orders
             assert len(server.requests) == 12
             await wait_for(pilot, lambda: "wins" in text_of(pilot.app, "#rating-a"))
-            assert text_of(pilot.app, "#rating-a") == "wins 1.00 of 3 pairs · flips 0.00 · first shown wins 0.50"
+            assert text_of(pilot.app, "#rating-a") == ("target over base: wins 1.00 of 3 pairs · flips 0.00 · "
+                                                        "first shown wins 0.50")
             await pilot.press("w")  # back to scoring: the prompts as they were, on the endpoint set since
             assert text_of(pilot.app, "#judge-mode") == "scores"
             assert pane.side("A").prompt().parse == "yesno" and pane.side("A").prompt().endpoint.base_url == \
                 server.base_url
+
+
+def test_studio_eval_with_a_pairwise_prompt_gives_the_win_rate_over_sft(tmp_path, capsys):
+    """A DPO run's answers (generated) against those of the SFT adapter it continued, in both orders."""
+    from studio.cli import main
+
+    rows = [{"text": f"Plain {i}.", "group": group, "question": f"Q{i}?"} for i in range(3) for group in ("base", "sft")]
+    rows += [{"text": f"Answer {i} is, hmm.", "group": "generated", "question": f"Q{i}?"} for i in range(3)]
+    texts = tmp_path / "groups.jsonl"
+    texts.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with ScriptedServer(prefers_hmm) as server:
+        code = main(["eval", str(tmp_path / "run"), "--texts", str(texts), "--prompt", "pairwise",
+                     "--base-url", server.base_url, "--model", "m"])
+        assert len(server.requests) == 6  # three pairs, each in both orders
+        assert all("Plain" in r["messages"][-1]["content"] for r in server.requests)  # the sft answers, not base
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "generated (over sft) wins 3, loses 0, ties 0, order flips 0" in printed and "win rate 1.0" in printed
+    verdicts = [json.loads(line) for line in (tmp_path / "run/eval/pairwise-pairwise.jsonl").read_text().splitlines()]
+    assert len(verdicts) == 6 and all(v["versus"] == "sft" for v in verdicts)
 
 
 # -- before and after a run ----------------------------------------------------------------------------------

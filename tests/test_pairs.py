@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from helpers import tiny_config
@@ -10,7 +11,15 @@ from katan import Katan
 
 from studio.judge import JudgeItem, JudgeResult, load_prompt
 from studio.judge.runner import run_judge_sync
-from studio.pairs import choose_pairs, judge_items, sample_answers, training_questions
+from studio.pairs import (
+    PairsCancelled,
+    PairSettings,
+    choose_pairs,
+    judge_items,
+    make_pairs,
+    sample_answers,
+    training_questions,
+)
 
 QUESTIONS = [[{"role": "user", "content": f"Question {i}?"}] for i in range(5)]
 
@@ -102,6 +111,29 @@ def test_studio_pairs_samples_the_run_seeded_and_reports(tiny_model_dir, tmp_pat
     assert code == (0 if written else 1)
     assert all(0 <= p["rejected_score"] < p["chosen_score"] <= 1 and p["judge_prompt"] == "yoda-yesno"
                for p in written)
+
+    stop = threading.Event()
+    stop.set()  # stopped (from the app) while sampling: nothing is written
+    with pytest.raises(PairsCancelled, match="no pairs written"):
+        make_pairs(run.paths.root, load_prompt("yoda"), PairSettings(n=2, limit=2, max_new_tokens=4),
+                   out=tmp_path / "stopped.jsonl", cancel_event=stop)
+    assert not (tmp_path / "stopped.jsonl").exists()
+
+
+def test_the_pairs_set_up_a_dpo_run_that_continues_the_runs_adapter(tmp_path):
+    from studio.config import RunConfig
+    from studio.pairs import dpo_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    sft = RunConfig().with_overrides(['name="yoda-sft"', 'data.prompt_column="instruction"', 'data.response_column="out"',
+                                      'data.overlong="truncate_prompt"', "train.learning_rate=0.001", "lora.r=8"])
+    sft.save(run / "config.toml")
+    cfg = dpo_config(run, tmp_path / "pairs.jsonl")
+    assert (cfg.train.method, cfg.train.learning_rate, cfg.name) == ("dpo", "auto", "")
+    assert cfg.model.adapter == str(run / "adapter") and cfg.lora.r == 8  # the adapter's own shape
+    assert (cfg.data.dataset, cfg.data.prompt_column, cfg.data.overlong) == (str(tmp_path / "pairs.jsonl"), "question",
+                                                                            "drop")
 
 
 def test_a_pairs_file_trains_a_dpo_run_as_it_is(tmp_path, smol_tokenizer):

@@ -38,22 +38,23 @@ class PromptDiff(ModalScreen[None]):
 
 
 class ConfirmRun(ModalScreen[bool]):
-    """Dismisses with True (send) or False."""
+    """A yes/no question: dismisses with True (y, the first button) or False."""
 
     BINDINGS = [
-        Binding("y", "dismiss(True)", "Send them"),
+        Binding("y", "dismiss(True)", "Yes"),
         Binding("n,escape", "dismiss(False)", "Not now"),
     ]
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str, yes: str = "Send") -> None:
         super().__init__()
         self.question = question
+        self.yes = yes
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog"):
             yield Static(self.question, id="confirm-question", markup=False)
             with Horizontal(id="confirm-buttons"):
-                yield Button("Send (y)", id="send", variant="primary", compact=True)
+                yield Button(f"{self.yes} (y)", id="send", variant="primary", compact=True)
                 yield Button("Not now (n)", id="cancel", compact=True)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

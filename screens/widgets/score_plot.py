@@ -12,9 +12,9 @@ from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 # plotext colours in the hues of the PNG export (studio.judge.report.COLORS): blue, orange, green
-GROUP_COLOURS = {"base": "blue", "few-shot": "magenta", "generated": "orange", "target": "green"}
+GROUP_COLOURS = {"base": "blue", "few-shot": "magenta", "sft": "cyan", "generated": "orange", "target": "green"}
 # the same terminal colours as Rich styles, for the legend (plotext's "orange" is ANSI colour 3)
-GROUP_STYLES = {"base": "blue", "few-shot": "magenta", "generated": "yellow", "target": "green"}
+GROUP_STYLES = {"base": "blue", "few-shot": "magenta", "sft": "cyan", "generated": "yellow", "target": "green"}
 AXIS_WIDTH = 6  # the columns of a chart that are not its bars: the y axis with its ticks, and the frame
 CHART_FRAME = 3  # the rows of a chart that are not its bars: the frame and the x axis's labels
 

@@ -44,10 +44,11 @@ class Rating:
     agreement: list[Agreement] = field(default_factory=list)
     labels: int = 0  # human labels in the store (of any text)
     pairwise: PairwiseStats | None = None
+    matchup: tuple[str, str] | None = None  # pairwise: the groups of answers A and B (generated, sft)
     position: dict[str, PositionBias] = field(default_factory=dict)
     flagged: int = 0  # scores to read with care (low probability mass; a text score where logprobs were asked)
     out_of_range: int = 0
-    few_shot: list[str] = field(default_factory=list)  # whether the fine-tune beats the few-shot baseline, in words
+    baselines: list[str] = field(default_factory=list)  # whether the fine-tune beats the few-shot baseline and its start, in words
     reference: list[str] = field(default_factory=list)  # ROUGE-L and BLEU against the target-style answers
 
 
@@ -59,14 +60,16 @@ def rate(prompt: JudgePrompt, results: Sequence[JudgeResult], labels: LabelStore
     flags = {"flagged": sum(r.flag is not None for r in results), "out_of_range": sum(r.out_of_range for r in results)}
     if prompt.parse == "pairwise":
         forward, backward = split_pairwise(results)
+        first = forward[0].item if forward else None
+        matchup = (first.group, first.fields["versus"]) if first is not None and "versus" in first.fields else None
         return Rating(None, pairwise=pairwise_stats(forward, backward), position=position_bias(forward, backward),
-                      **flags)
+                      matchup=matchup, **flags)
     groups = {r.group for r in results}
     sep = separation(results, prompt.scale, BASE, TARGET) if {BASE, TARGET} <= groups else None
     found = agreement(results, labels, prompt.scale) if labels is not None else []
-    few_shot = [line for line in fine_tune_lines(prompt, results) if not line.startswith("AUC base vs generated")]
+    baselines = [line for line in fine_tune_lines(prompt, results) if not line.startswith("AUC base vs generated")]
     return Rating(sep, length_bias(results), found, len(labels) if labels is not None else 0, **flags,
-                  few_shot=few_shot, reference=reference_lines([r.item for r in results]))
+                  baselines=baselines, reference=reference_lines([r.item for r in results]))
 
 
 def compare(prompts: dict[str, JudgePrompt], results: dict[str, list[JudgeResult]]) -> PairedDifference | None:
@@ -113,7 +116,8 @@ def pairwise_words(rating: Rating) -> str:
         return "no pair judged in both orders yet"
     first = [p.first_wins for p in rating.position.values() if p.first_wins is not None]
     shown_first = f" · first shown wins {sum(first) / len(first):.2f}" if first else ""
-    return (f"wins {_plain(stats.win_rate)} of {stats.n} pairs · flips {_plain(stats.flip_rate)}{shown_first}")
+    who = f"{rating.matchup[0]} over {rating.matchup[1]}: " if rating.matchup else ""
+    return f"{who}wins {_plain(stats.win_rate)} of {stats.n} pairs · flips {_plain(stats.flip_rate)}{shown_first}"
 
 
 def label_words(rating: Rating) -> str:
@@ -179,7 +183,7 @@ def detail_lines(rating: Rating) -> list[str]:
     flags = flag_words(rating)
     if flags:
         lines.append(flags)
-    return lines + rating.few_shot + rating.reference
+    return lines + rating.baselines + rating.reference
 
 
 def comparison_words(difference: PairedDifference | None) -> str:

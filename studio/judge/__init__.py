@@ -20,7 +20,7 @@ from studio.judge.backends import (
 )
 from studio.judge.cache import JudgeCache, cache_key
 from studio.judge.estimate import CONFIRM_ABOVE, Estimate, Totals, estimate, totals
-from studio.judge.groups import BASE, FEW_SHOT, GENERATED, TARGET, load_texts, run_groups
+from studio.judge.groups import BASE, FEW_SHOT, GENERATED, SFT, TARGET, answer_pairs, load_texts, run_groups
 from studio.judge.items import JudgeItem, JudgeResult, text_hash
 from studio.judge.parse import Parsed, expected_score, parse_answer
 from studio.judge.prompts import (
@@ -59,10 +59,10 @@ from studio.judge.stats import (
 )
 
 __all__ = [
-    "BASE", "CONFIRM_ABOVE", "FEW_SHOT", "GENERATED", "TARGET", "Comparison", "Endpoint", "Estimate", "GroupStats",
+    "BASE", "CONFIRM_ABOVE", "FEW_SHOT", "GENERATED", "SFT", "TARGET", "Comparison", "Endpoint", "Estimate", "GroupStats",
     "JudgeCache", "JudgeConfigError", "JudgeItem", "JudgePrompt", "JudgeResult", "LocalJudge",
     "OpenAIJudge", "PairwiseStats", "Parsed", "PermanentError", "Progress", "RetryPolicy",
-    "SessionKeys", "Totals", "TransientError", "auc", "cache_key", "check_backend",
+    "SessionKeys", "Totals", "TransientError", "answer_pairs", "auc", "cache_key", "check_backend",
     "compare_prompts", "endpoint_preset", "endpoint_presets", "estimate", "expected_score", "group_stats",
     "histogram", "load_prompt", "load_texts", "make_judge",
     "pairwise_stats", "parse_answer", "preset_ids", "presets", "probe", "prompt_diff",

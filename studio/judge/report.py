@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studio.formatting import format_number
-from studio.judge.groups import BASE, FEW_SHOT, GENERATED, TARGET
+from studio.judge.groups import BASE, FEW_SHOT, GENERATED, SFT, TARGET
 from studio.judge.items import JudgeItem, JudgeResult
 from studio.judge.prompts import JudgePrompt
 from studio.judge.stats import auc as auc_of
@@ -19,7 +19,7 @@ from studio.judge.stats import compare_prompts, group_stats, histogram, scores_o
 if TYPE_CHECKING:
     from studio.judge.labels import LabelStore
 
-COLORS = {BASE: "#4C72B0", FEW_SHOT: "#8172B3", GENERATED: "#DD8452", TARGET: "#55A868"}
+COLORS = {BASE: "#4C72B0", FEW_SHOT: "#8172B3", SFT: "#64B5CD", GENERATED: "#DD8452", TARGET: "#55A868"}
 
 
 def write_jsonl(results: Sequence[JudgeResult], path: Path) -> None:
@@ -93,29 +93,32 @@ def comparison_lines(a: JudgePrompt, b: JudgePrompt, results_a: Sequence[JudgeRe
     return [both, d.verdict]
 
 
-def fine_tune_lines(prompt: JudgePrompt, results: Sequence[JudgeResult]) -> list[str]:
-    """How far the fine-tune got (AUC base vs generated) and, with a few-shot group, whether it beats
-    prompting the base model with examples (AUC few-shot vs generated, with its interval)."""
-    from studio.judge.rating import separation
+BASELINES = {FEW_SHOT: "the few-shot baseline", SFT: "the adapter it started from (sft)"}  # what the fine-tune must beat
 
+
+def fine_tune_lines(prompt: JudgePrompt, results: Sequence[JudgeResult]) -> list[str]:
+    """How far the fine-tune got (AUC base vs generated) and, per baseline present (few-shot; sft, the
+    adapter a DPO run continued), whether the fine-tune beats it (AUC baseline vs generated, with its interval)."""
     lines = []
     generated = aucs(results)["base_vs_generated"]
     if generated is not None:
         lines.append(f"AUC base vs generated (how far the fine-tune got): {generated:.3f}")
-    if not any(r.group == FEW_SHOT for r in results):
-        return lines
-    s = separation(results, prompt.scale, FEW_SHOT, GENERATED)
+    groups = {r.group for r in results}
+    return lines + [_versus(prompt, results, group, name) for group, name in BASELINES.items() if group in groups]
+
+
+def _versus(prompt: JudgePrompt, results: Sequence[JudgeResult], baseline: str, name: str) -> str:
+    from studio.judge.rating import separation
+
+    s = separation(results, prompt.scale, baseline, GENERATED)
     if s.auc is None or s.ci is None:
-        lines.append(f"few-shot vs generated: {s.verdict}")
-    else:
-        figures = f"AUC few-shot vs generated {s.auc:.2f}, 95% CI {s.ci[0]:.2f}..{s.ci[1]:.2f}, n={s.n_negative}+{s.n_positive}"
-        if s.ci[0] > 0.5:
-            lines.append(f"the fine-tune beats the few-shot baseline ({figures})")
-        elif s.ci[1] < 0.5:
-            lines.append(f"the few-shot baseline beats the fine-tune ({figures})")
-        else:
-            lines.append(f"no detectable difference between the fine-tune and the few-shot baseline ({figures})")
-    return lines
+        return f"{baseline} vs generated: {s.verdict}"
+    figures = f"AUC {baseline} vs generated {s.auc:.2f}, 95% CI {s.ci[0]:.2f}..{s.ci[1]:.2f}, n={s.n_negative}+{s.n_positive}"
+    if s.ci[0] > 0.5:
+        return f"the fine-tune beats {name} ({figures})"
+    if s.ci[1] < 0.5:
+        return f"{name} beats the fine-tune ({figures})"
+    return f"no detectable difference between the fine-tune and {name} ({figures})"
 
 
 def reference_lines(items: Sequence[JudgeItem]) -> list[str]:
