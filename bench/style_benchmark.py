@@ -92,8 +92,12 @@ def train_studio(model_name: str, steps: int, seed: int, changes: list[str]):
                                       f"train.seed={seed}", f"data.max_length={LOOP['max_length']}",
                                       "train.eval_every=0", "train.sample_every=0", "train.save_every=0", *changes])
     with trained(cfg) as run:
-        chosen = [e["chosen"] for e in read_events(run.paths.events) if e["type"] == "lr_range"]
-        return run.hf.model, chosen[0] if chosen else cfg.train.learning_rate
+        tests = [e for e in read_events(run.paths.events) if e["type"] == "lr_range"]
+        if not tests:
+            return run.hf.model, f"lr {cfg.train.learning_rate:.1e}"
+        steepest = tests[0].get("steepest")
+        return run.hf.model, f"lr {tests[0]['chosen']:.1e} by range test" + (
+            f"; steepest descent at {steepest:.1e}" if steepest else "")
 
 
 def main() -> None:
@@ -121,8 +125,7 @@ def main() -> None:
             if name == "loop":
                 model, note = train_loop(args.model, data, tokenizer, args.steps, seed), f"lr {LOOP['lr']:g}"
             else:
-                model, lr = train_studio(args.model, args.steps, seed, [] if name == "studio" else [name])
-                note = f"lr {lr:.1e}"
+                model, note = train_studio(args.model, args.steps, seed, [] if name == "studio" else [name])
             after = measure(model, batches, style)
             for key in ("answers", "paragraph"):
                 reductions[name].setdefault(key, []).append(1 - after[key] / base[key])

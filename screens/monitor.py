@@ -62,6 +62,7 @@ class RunHistory:
         self.range_test: dict[str, Any] | None = None  # the lr_range event of train.learning_rate = "auto"
         # A DPO run's rewards (TRL's rewards/*): how far the policy prefers each answer over the reference.
         self.rewards: dict[str, list[tuple[float, float]]] = {key: [] for key in REWARDS}
+        self.pair_margin: list[tuple[float, float]] = []  # held-out pairs: log p(chosen) - log p(rejected)
         self.status = Status(max_steps=max_steps, reason="edit the config, then press s to train")
 
     def add(self, event: dict[str, Any]) -> set[str]:
@@ -95,14 +96,15 @@ class RunHistory:
         if kind == "resume":  # the steps after the checkpoint are trained again: forget their points
             resumed_from = int(event.get("from_step", 0))
             for series in (self.train, self.held_out, self.style, self.lr, self.grad_norm, self.judge,
-                           *self.rewards.values()):
+                           self.pair_margin, *self.rewards.values()):
                 series[:] = [point for point in series if point[0] <= resumed_from]
             s.step = resumed_from
             return {"chart", "trends", "status", "samples"}
         if kind == "eval":
             _append(self.held_out, step, event.get("eval_loss"))
             _append(self.style, step, event.get("style_loss"))
-            return {"chart"}
+            _append(self.pair_margin, step, event.get("pair_margin"))
+            return {"chart", "trends"}
         if kind == "status":
             s.state, s.reason = RunState(event.get("state", s.state)), event.get("reason", "")
             s.step = max(s.step, step)
@@ -180,6 +182,7 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
                 with rewards:
                     for key, (title, fmt) in REWARDS.items():
                         yield Trend(title, fmt, id=f"trend-{key.replace('_', '-')}")
+                    yield Trend("held-out margin", "+.2f", id="trend-pair-margin")
                 yield SamplesView(id="samples")
 
     def on_mount(self) -> None:
@@ -424,6 +427,7 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
             self.query_one("#reward-trends").display = any(h.rewards.values())
             for key, points in h.rewards.items():
                 self.query_one(f"#trend-{key.replace('_', '-')}", Trend).show(points)
+            self.query_one("#trend-pair-margin", Trend).show(h.pair_margin)
         if "status" in parts:
             self.query_one(StatusBar).show(h.status)
 

@@ -22,6 +22,7 @@ def add_dpo_steps(run_dir, steps: int) -> None:
         bus.emit("step", step, loss=0.7 - 0.05 * step, lr=1e-4, grad_norm=1.0, tokens_per_s=100.0, memory_mb=1.0,
                  reward_chosen=0.1 * step, reward_rejected=-0.05 * step, reward_margin=0.15 * step,
                  reward_accuracy=min(1.0, 0.2 * step))
+        bus.emit("eval", step, eval_loss=0.7 - 0.04 * step, pair_margin=0.5 * step, pair_accuracy=0.75)
     bus.emit("status", 2 * steps, state="finished", reason="done")
     writer.close()
 
@@ -44,7 +45,8 @@ async def test_a_dpo_run_shows_its_rewards_and_an_sft_run_does_not(tmp_path):
         await pilot.pause()
         assert app.query_one("#reward-trends").display
         labels = [str(label.render()) for label in app.query("#reward-trends .trend-label").results(Label)]
-        assert labels == ["reward chosen +0.600", "reward rejected -0.300", "margin +0.900", "accuracy 100%"]
+        assert labels == ["reward chosen +0.600", "reward rejected -0.300", "margin +0.900", "accuracy 100%",
+                          "held-out margin +3.00"]  # log p(chosen) - log p(rejected) on the held-out pairs
         assert [x for x, _ in monitor.history.rewards["reward_margin"]] == [4, 5, 6]
         assert monitor.history.status.setup.startswith("DPO cpu fp32")
 

@@ -53,3 +53,9 @@ def test_scores_pane_both_prompts_overlaid(snap_compare, size):
 @at_both_sizes
 def test_scores_pane_prompt_a_side_by_side_on_a_chosen_bar(snap_compare, size):
     assert snap_compare(studio_with_results(), terminal_size=size, press=["5", "p", "o", "right", "right"])
+
+
+@at_both_sizes
+def test_scores_pane_asks_how_to_make_preference_pairs(snap_compare, tmp_path, size):
+    (tmp_path / "yoda-sft" / "adapter").mkdir(parents=True)
+    assert snap_compare(studio_with_results(run_dir=tmp_path / "yoda-sft"), terminal_size=size, press=["5", "m"])

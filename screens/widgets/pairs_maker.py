@@ -138,6 +138,10 @@ class PairsMaker(ReportsWorkerErrors, Static):
             self._cancel.set()
             self._say("making pairs: stopping… (nothing is written)")
 
+    def on_unmount(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()  # the app is closing: the worker stops at its next batch
+
     @work(thread=True, exclusive=True, group="pairs", exit_on_error=False,
           description="making preference pairs: sampling the run's answers and judging them")
     def _make(self, run_dir: Path, prompt, settings, cancel: threading.Event) -> None:
