@@ -223,6 +223,7 @@ def eval_command(args: argparse.Namespace) -> int:
     def command() -> int:
         prompts = _prompts(args, "yoda")
         scoring = [p for p in prompts if p.parse != "pairwise"]
+        pairwise = [p for p in prompts if p.parse == "pairwise"]  # each generated answer against its sft (or base) one
         extra = []
         if args.texts:
             items = load_texts(args.texts)
@@ -234,21 +235,20 @@ def eval_command(args: argparse.Namespace) -> int:
             extra = [line for line in [groups.perplexity_line()] if line]
         extra += reference_lines(items)
         print("\n".join(extra))
-        pairs = answer_pairs(items) if len(scoring) < len(prompts) else []
+        pairs = answer_pairs(items) if pairwise else []
         cache = None if args.no_cache else JudgeCache()
         _confirm(scoring, items, args, cache)
-        _confirm([p for p in prompts if p not in scoring], pairs, args, cache)
+        _confirm(pairwise, pairs, args, cache)
         results = {p.id: _score(p, items, args, cache) for p in scoring}
         for prompt in scoring:
             print(summary_text(prompt, results[prompt.id]))
             print(f"  totals: {totals(results[prompt.id]).describe()}")
         paths = []
-        for prompt in prompts:
-            if prompt not in scoring:  # each question's generated answer against its sft (or base) answer
-                verdicts = _print_pairwise(prompt, *_score(prompt, pairs, args, cache),
-                                           first=f"{pairs[0].group} (over {pairs[0].fields['versus']})")
-                paths.append(args.run_dir / "eval" / f"pairwise-{prompt.id}.jsonl")
-                write_jsonl(verdicts, paths[-1])
+        for prompt in pairwise:
+            verdicts = _print_pairwise(prompt, *_score(prompt, pairs, args, cache),
+                                       first=f"{pairs[0].group} (over {pairs[0].fields['versus']})")
+            paths.append(args.run_dir / "eval" / f"pairwise-{prompt.id}.jsonl")
+            write_jsonl(verdicts, paths[-1])
         if scoring:
             paths += write_eval(args.run_dir / "eval", scoring, results, title=f"Judge evaluation of {args.run_dir.name}",
                                 extra=extra)

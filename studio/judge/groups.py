@@ -121,11 +121,10 @@ def few_shot_chat(examples: list[list[dict]], question: list[dict]) -> list[dict
     return system + shots + [m for m in question if m["role"] != "system"]
 
 
-def start_run(run_dir: Path) -> Path | None:
-    """The run directory whose adapter this run continued (model.adapter = RUN/adapter), if any."""
-    from studio.runs import RunPaths, load_config
+def start_run(adapter: str) -> Path | None:
+    """The run directory of the adapter a run continued (its model.adapter = RUN/adapter), if any."""
+    from studio.runs import RunPaths
 
-    adapter = load_config(run_dir).model.adapter
     if not adapter:
         return None
     folder = Path(adapter).expanduser().parent
@@ -147,7 +146,7 @@ def run_groups(run_dir: str | Path, *, base_column: str | None = "plain", limit:
     from studio.runs import load_adapted_model, load_config
 
     cfg = load_config(Path(run_dir))
-    start = start_run(Path(run_dir))
+    start = start_run(cfg.model.adapter)
     data_cfg = load_config(start).data if start is not None else cfg.data
     progress("loading the run's adapted model…")
     model, tokenizer = load_adapted_model(Path(run_dir))
