@@ -39,6 +39,7 @@ from studio.data import PreparationCancelled
 from studio.errors import StudioError
 from studio.events import EventBus, JsonlWriter
 from studio.judge_curve import JudgeCurve
+from studio.packed_attention import use_packed_attention
 from studio.run_state import RunState
 from studio.runs import RunPaths
 
@@ -347,7 +348,10 @@ class TrainingRun:
         device, dtype = models.choose_device_dtype(cfg.model.device, cfg.model.dtype)
         precision = models.precision(device, dtype)
         packs = cfg.train.packing and method.packs
+        switched = packs and use_packed_attention(model)
         self.packing = packing = packs and packing_keeps_rows_apart(model)
+        if switched and not packing:
+            model.set_attn_implementation("sdpa")
         if packs and not packing:
             self._emit("status", state=RunState.LOADING, reason=(
                 f"packing is off: with {type(model.get_base_model()).__name__} and its attention, packed rows "

@@ -366,17 +366,21 @@ def test_sampling_keeps_the_kv_cache_with_gradient_checkpointing(tiny_model_dir,
     assert model.training
 
 
-def test_a_packed_batch_gives_each_row_the_loss_it_has_padded(tiny_model_dir, smol_tokenizer):
+@pytest.mark.parametrize("attention", ["sdpa", "sdpa_packed"])
+def test_a_packed_batch_gives_each_row_the_loss_it_has_padded(tiny_model_dir, smol_tokenizer, attention):
     import torch.nn.functional as F
 
     from studio import models
     from studio.config import DataConfig, ModelConfig
     from studio.data import prepare
     from studio.methods import Collator
+    from studio.packed_attention import use_packed_attention
     from studio.train import packing_keeps_rows_apart
 
     model = models.load_model(ModelConfig(name=str(tiny_model_dir))).eval()
     model.config.use_cache = False  # as the trainer sets it
+    assert use_packed_attention(model) if attention == "sdpa_packed" else True
+    assert model.config._attn_implementation == attention
     assert packing_keeps_rows_apart(model)
     rows = list(prepare(DataConfig(), smol_tokenizer).train.select(range(5)))  # the demo: varied lengths
     assert len({len(r["input_ids"]) for r in rows}) > 1  # rows of different lengths: padding matters
@@ -398,6 +402,32 @@ def test_a_packed_batch_gives_each_row_the_loss_it_has_padded(tiny_model_dir, sm
     assert packed == pytest.approx(padded, abs=1e-5)
 
 
+def test_packed_attention_costs_each_row_its_own_length(tiny_model_dir, smol_tokenizer, monkeypatch):
+    """With "sdpa_packed" no attention call spans two rows: the cost is the rows' lengths squared, not the
+    packed length squared (and no mask, so sdpa may take its flash kernel)."""
+    from studio import models
+    from studio.config import DataConfig, ModelConfig
+    from studio.data import prepare
+    from studio.methods import Collator
+    from studio.packed_attention import use_packed_attention
+
+    model = models.load_model(ModelConfig(name=str(tiny_model_dir)))
+    model.config.use_cache = False
+    assert use_packed_attention(model)
+    rows = list(prepare(DataConfig(), smol_tokenizer).train.select(range(4)))
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda q, k, v, attn_mask=None, **kw: calls.append((q.shape[2], attn_mask)) or sdpa(
+                            q, k, v, attn_mask=attn_mask, **kw))
+    batch = Collator(smol_tokenizer, True, None)(rows)
+    model(**batch).loss.backward()
+    lengths = [len(r["input_ids"]) for r in rows]
+    layers = model.config.num_hidden_layers
+    assert sorted(length for length, _ in calls) == sorted(lengths * layers)
+    assert all(mask is None for _, mask in calls)
+
+
 def test_packing_is_the_default_and_falls_back_where_rows_would_mix(tiny_model_dir, qa_file, tmp_path,
                                                                      monkeypatch):
     from studio import train
@@ -406,6 +436,7 @@ def test_packing_is_the_default_and_falls_back_where_rows_would_mix(tiny_model_d
     assert cfg.train.packing
     packed = run_to_end(cfg, tmp_path / "packed")
     assert packed.packing and isinstance(packed.hf.data_collator._collate, DataCollatorWithFlattening)
+    assert packed.hf.model.config._attn_implementation == "sdpa_packed"  # each row's attention on its own
     assert packed.hf.model.config.use_cache is False  # with a cache, transformers lets packed rows mix
 
     monkeypatch.setattr(train, "packing_keeps_rows_apart", lambda model: False)
