@@ -543,14 +543,16 @@ def _plan(tokenizer, items: list[tuple[Messages, _Layout]], prepends: bool) -> t
 
 
 def _render_plain(tokenizer, chats: list[Messages]) -> list[str]:
-    """The chats rendered by the function under `apply_chat_template`, without its conversion of each message
-    to plain data (a tenth of the time for long chats): these messages are plain already. A rendering
-    that came out differently would not follow its layout, which was learned through `apply_chat_template`."""
-    from transformers.utils.chat_template_utils import render_jinja_template
+    """The chats rendered by the compiled template under `apply_chat_template`, without its copying of
+    each message into plain data and its aliasing of reasoning fields (a quarter of the time for long
+    chats): these messages are plain already, with no reasoning. A rendering that came out differently
+    would not follow its layout, which was learned through `apply_chat_template`."""
+    from transformers.utils.chat_template_utils import _compile_jinja_template
 
-    texts, _ = render_jinja_template(conversations=chats, chat_template=tokenizer.get_chat_template(),
-                                     add_generation_prompt=False, **tokenizer.special_tokens_map)
-    return texts
+    template = _compile_jinja_template(tokenizer.get_chat_template())
+    specials = tokenizer.special_tokens_map
+    return [template.render(messages=chat, tools=None, documents=None, add_generation_prompt=False, **specials)
+            for chat in chats]
 
 
 def _splitter(tokenizer) -> re.Pattern:
