@@ -29,6 +29,7 @@ from screens.template_editor import TemplatePane
 from screens.tokenizer import TokenizerPane
 from screens.widgets.dialogs import HelpScreen, KeySection, QuitDialog
 from screens.workers import WorkerFailed
+from studio.judge import SessionKeys
 from studio.paths import ASSETS
 from studio.terminal import detach_terminal
 
@@ -97,6 +98,9 @@ class StudioApp(App):
         self.handle_signals = handle_signals  # only the real terminal app owns the process's signals
         self.detached = False  # the terminal hung up; the process trains on headless
         self.exit_choice: str | None = None  # "stop" or "keep" when quitting during a run
+        # API keys typed in the Judge pane's editor, for the hosts they were typed for: this process's memory
+        # only; every pane that asks a judge (Judge runs, Scores' pairs) sends them.
+        self.api_keys = SessionKeys()
 
     def compose(self) -> ComposeResult:
         with TabbedContent(initial="train", id="panes"):

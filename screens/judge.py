@@ -178,7 +178,6 @@ class JudgePane(ReportsWorkerErrors, Container, can_focus=True):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self.keys = SessionKeys()  # API keys typed in the editor: this process's memory only
         self.pairwise = False
         self._cancel: threading.Event | None = None  # set to stop the current run; also names it
         self._busy = False
@@ -186,6 +185,10 @@ class JudgePane(ReportsWorkerErrors, Container, can_focus=True):
         self._local_judges: dict[str, LocalJudge] = {}  # an in-process model, loaded once, reused by every run
         self._labels: LabelStore | None = None
         self._rating_serial = 0
+
+    @property
+    def keys(self) -> SessionKeys:
+        return self.app.api_keys
 
     def compose(self) -> ComposeResult:
         start = default_judge()  # the local judge, labelled as weak, when OPENROUTER_API_KEY is not set

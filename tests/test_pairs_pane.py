@@ -85,3 +85,26 @@ async def test_pairs_from_the_run_set_up_a_dpo_run_that_continues_its_adapter(ti
         assert "preference pairs in" in text_of(pilot.app, "#pairs-maker")
     written = [json.loads(line) for line in (run.paths.root / "pairs.jsonl").read_text().splitlines()]
     assert written and all(p["chosen_score"] > p["rejected_score"] for p in written)
+
+
+async def test_a_key_typed_in_the_judge_pane_goes_with_the_pairs_judge(tmp_path, monkeypatch):
+    from studio import pairs
+
+    sent = {}
+
+    def making(run_dir, prompt, settings, **kwargs):
+        sent.update(kwargs, endpoint=prompt.endpoint)
+        raise pairs.PairsCancelled("stopped: nothing written")
+
+    monkeypatch.setattr(pairs, "make_pairs", making)
+    (tmp_path / "run" / "adapter").mkdir(parents=True)
+    app = studio_with_results(run_dir=tmp_path / "run")
+    async with app.run_test(size=SIZE) as pilot:
+        endpoint = app.state.judge_prompts["A"].endpoint
+        assert endpoint.backend != "local"
+        app.query_one("JudgePane").keys.set(endpoint, "sk-typed-in-the-editor")  # what the prompt editor does
+        await pilot.press("5", "m")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, PairsDialog))
+        await pilot.click("#make")
+        await wait_for(pilot, lambda: "api_key" in sent, what="the pairs worker")
+    assert sent["api_key"] == "sk-typed-in-the-editor" and sent["endpoint"] == endpoint

@@ -159,7 +159,7 @@ class PairsMaker(ReportsWorkerErrors, Static):
 
         try:
             pairs, report, path = make_pairs(
-                run_dir, prompt, settings, cancel_event=cancel,
+                run_dir, prompt, settings, cancel_event=cancel, api_key=self.app.api_keys.get(prompt.endpoint),
                 on_sampled=lambda done, total: say(f"sampled {done}/{total} answers"),
                 on_progress=lambda p: say(f"judged {p.done}/{p.total} answers ({p.failed} failed)"))
         except PairsCancelled as stopped:
