@@ -1,8 +1,9 @@
 """Data preparation speed: rows/s for single-turn rows and ten-turn chats, cold and cached, against the
 encode path the studio had before issue 9 (copied below as the baseline, measured in the same run); and a
-generated 100k-row dataset of varied lengths, from prepare() start to done, cold and cached.
+generated 100k-row dataset of varied lengths, from prepare() start to done, cold and cached, then
+`studio train` on it from launch to its first step, cold and from the cache.
 
-    python bench/data_prep.py [--model NAME] [--rows 20000] [--chats 3000] [--big 100000]
+    python bench/data_prep.py [--model NAME] [--rows 20000] [--chats 3000] [--big 100000] [--no-train]
 
 Targets on 2 cores: >= 5,000 single-turn rows/s and >= 1,000 ten-turn chats/s cold, with the masks of the
 exact path; the 100k-row dataset cold in under a minute including reading it, cached in seconds (under a
@@ -191,7 +192,7 @@ def compare(name: str, rows: list[dict], baseline_rows: int, tokenizer, folder: 
     return result
 
 
-def big(count: int, tokenizer, folder: Path, max_length: int) -> None:
+def big(count: int, tokenizer, folder: Path, max_length: int, model: str, train: bool) -> None:
     """A generated dataset of varied lengths: prepare() from start to done, cold then cached."""
     from bench.varied_data import varied_rows
     from studio import prepared_cache
@@ -210,6 +211,40 @@ def big(count: int, tokenizer, folder: Path, max_length: int) -> None:
     print(f"{count} varied rows ({size:.0f} MB, lengths {cold.report.lengths}): cold {cold_s:.1f} s "
           f"({count / cold_s:.0f} rows/s, {len(calls)} progress calls, longest gap {max(gaps, default=0):.2f} s), "
           f"cached {cached_s:.2f} s; of which hashing the file {digest_s:.2f} s, the cache key {key_s:.2f} s", flush=True)
+    if train:
+        # A data split of its own: the studio's cache has no entry for it, so the first run prepares cold.
+        split = [f"data.dataset={json.dumps(cfg.dataset)}", f"data.max_length={max_length}",
+                 f"data.seed={random.randrange(1 << 30)}"]
+        for attempt in ("cold", "from the cache"):
+            seconds, report = first_step(model, split, folder / f"run {attempt}")
+            print(f"`studio train` on them, {attempt}: first training step {seconds:.1f} s after launch "
+                  f"(goal < 60 s); its status said: {report}", flush=True)
+
+
+def first_step(model: str, settings: list[str], run_dir: Path) -> tuple[float, str]:
+    """Seconds from launching `studio train` (fixed learning rate: the range test is timed elsewhere) to its
+    first step event, and the last loading status it emitted."""
+    import shutil
+    import subprocess
+
+    from studio.events import read_events
+
+    overrides = [f"model.name={json.dumps(model)}", "train.learning_rate=2e-4", "train.max_steps=2",
+                 "train.eval_every=0", "train.sample_every=0", "train.save_every=0", *settings]
+    command = [shutil.which("studio") or "studio", "train", "--run-dir", str(run_dir),
+               *(arg for value in overrides for arg in ("--set", value))]
+    events, errors = run_dir / "events.jsonl", run_dir.with_name(run_dir.name + " stderr.txt")
+    began = time.perf_counter()
+    with errors.open("w") as stderr, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr) as process:
+        while process.poll() is None:
+            lines = read_events(events)  # a half-written last line is skipped
+            if any(e["type"] == "step" for e in lines):
+                seconds = time.perf_counter() - began
+                process.terminate()
+                status = [e.get("reason", "") for e in lines if e["type"] == "status" and e.get("reason")]
+                return seconds, (status[0] if status else "").replace("\n", " / ")
+            time.sleep(0.2)
+    raise SystemExit(f"studio train ended before its first step: {errors.read_text()[-2000:]}")
 
 
 def main() -> None:
@@ -218,6 +253,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000, help="single-turn rows")
     parser.add_argument("--chats", type=int, default=3_000, help="ten-turn chats")
     parser.add_argument("--big", type=int, default=100_000, help="rows of the generated varied dataset (0: skip)")
+    parser.add_argument("--no-train", action="store_true", help="skip timing `studio train` on the generated dataset")
     args = parser.parse_args()
 
     from studio import models, prepared_cache
@@ -231,7 +267,7 @@ def main() -> None:
         single = compare("single-turn", single_turn_rows(args.rows), 2000, tokenizer, folder, 4096)
         ten = compare("ten-turn", ten_turn_chats(args.chats), 300, tokenizer, folder, 4096)
         if args.big:
-            big(args.big, tokenizer, folder, 1024)
+            big(args.big, tokenizer, folder, 1024, args.model, not args.no_train)
     print(f"load after: {os.getloadavg()}")
     print(f"targets: single-turn cold {single['cold']:.0f} >= 5000 rows/s: {single['cold'] >= 5000}; "
           f"ten-turn cold {ten['cold']:.0f} >= 1000 chats/s: {ten['cold'] >= 1000}")

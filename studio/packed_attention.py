@@ -11,6 +11,8 @@ squared lengths, and each call may take the flash kernel (on CPU as on CUDA). Ev
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -29,7 +31,7 @@ def row_lengths(position_ids: torch.Tensor) -> list[int]:
     positions = position_ids[0]
     starts = torch.nonzero(positions[1:] != positions[:-1] + 1).flatten() + 1
     edges = [0, *starts.tolist(), positions.numel()]
-    lengths = [b - a for a, b in zip(edges, edges[1:])]
+    lengths = [b - a for a, b in pairwise(edges)]
     _last_boundaries = (position_ids, lengths)
     return lengths
 
