@@ -59,11 +59,11 @@ def _cycle(batches: Callable[[], Iterable[dict]]) -> Iterator[dict]:
 
 
 def range_test(model: torch.nn.Module, batches: Callable[[], Iterable[dict]], loss_of: Callable[[dict], torch.Tensor],
-               *, max_grad_norm: float, steps: int = STEPS, should_stop: Callable[[], bool] | None = None
-               ) -> RangeTest | None:
+               *, max_grad_norm: float, steps: int = STEPS, should_stop: Callable[[], bool] | None = None,
+               progress: Callable[[int, int, float, float], None] | None = None) -> RangeTest | None:
     """Run the test; None when a stop came first or no step gave a finite loss. `batches()` gives the
     run's batches from the start (called again if the test outlasts them); `loss_of(batch)` the training
-    loss of one batch, with gradients."""
+    loss of one batch, with gradients; `progress(done, steps, rate, smoothed loss)` after each step."""
     params = [p for p in model.parameters() if p.requires_grad]
     saved = [p.detach().clone() for p in params]
     rng = torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
@@ -92,6 +92,8 @@ def range_test(model: torch.nn.Module, batches: Callable[[], Iterable[dict]], lo
             rates.append(rate)
             losses.append(smoothed)
             best = min(best, smoothed)
+            if progress is not None:
+                progress(i + 1, steps, rate, smoothed)
             if smoothed > DIVERGED * best:
                 break
     finally:

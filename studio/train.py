@@ -425,6 +425,11 @@ class TrainingRun:
             return
         test = None
         if self.main_process:
+            def say(done: int, steps: int, rate: float, loss: float) -> None:
+                self._set_state(RunState.MEASURING, reason=(
+                    f"learning-rate range test: step {done}/{steps} (lr {rate:.1e}, loss {loss:.3f}), from "
+                    f"{lr_range.START:g} to {lr_range.END:g} on a throwaway copy of the adapter"))
+
             self._set_state(RunState.MEASURING, reason=(
                 f"learning-rate range test: {lr_range.STEPS} steps from {lr_range.START:g} to {lr_range.END:g} on a "
                 "throwaway copy of the adapter"))
@@ -434,7 +439,7 @@ class TrainingRun:
                     return hf.compute_loss(hf.model, hf._prepare_inputs(batch))
 
             test = lr_range.range_test(hf.model, hf.get_train_dataloader, loss_of, max_grad_norm=self.cfg.train.max_grad_norm,
-                                       should_stop=lambda: self.controls.pending("stop"))
+                                       should_stop=lambda: self.controls.pending("stop"), progress=say)
         test = distributed.broadcast(test)
         if test is None:
             if self.controls.pending("stop"):

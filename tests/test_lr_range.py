@@ -52,6 +52,8 @@ def test_an_auto_run_trains_exactly_as_a_run_given_the_chosen_rate(tiny_model_di
     saved = RunConfig.load(auto.paths.config)
     assert saved.train.learning_rate == chosen  # resume and rerun use the number, not a new test
     assert json.loads((auto.paths.root / "lr_range.json").read_text())["chosen"] == chosen
+    said = [e["reason"] for e in events_of(auto.paths.root, "status") if "range test" in e.get("reason", "")]
+    assert f"step {len(found['rates'])}/30" in said[-1]  # a slow test says how far it is, step by step
 
     # The test ran on a throwaway copy: the same config with the number typed trains identically.
     typed = run_to_end(tiny_config(tiny_model_dir, qa_file, **settings, learning_rate=chosen), tmp_path / "typed")
