@@ -25,6 +25,7 @@ from typing import Any
 from studio.errors import StudioError
 from studio.judge.items import JudgeItem, JudgeResult, text_hash
 
+FEW_PAIRS = 16  # fewer pairs than a couple of DPO batches: said in the report
 LENGTH_BIAS_SHARE = 0.7  # warn when the chosen answer is the longer one in more than this share of the pairs
 
 Chat = list[dict[str, str]]
@@ -133,13 +134,15 @@ class PairsReport:
 
         if not self.margins:
             return []
+        if min(self.margins) == max(self.margins):  # numpy would spread one value over a bin of width 1
+            return [f"  {self.margins[0]:<16.3g} {'#' * width} {self.kept}"]
         counts, edges = numpy.histogram(self.margins, bins="auto")
         most = max(counts.max(), 1)
         return [f"  {lo:6.3g} to {hi:<6.3g} {'#' * round(width * c / most):<{width}} {c}"
                 for lo, hi, c in zip(edges[:-1], edges[1:], counts)]
 
     def summary(self) -> str:
-        lines = [f"{self.kept} pairs kept from {self.questions} questions ({self.answers} answers)",
+        lines = [f"{self.kept} pair{'s' * (self.kept != 1)} kept from {self.questions} questions ({self.answers} answers)",
                  f"  dropped: {self.ties} ties, {self.below_margin} below the margin, {self.too_few} with fewer "
                  f"than two scored answers" + (f", {self.unbalanced} by length balance" if self.unbalanced else ""),
                  f"  answers without a score: {self.failed} failed, {self.unparsed} unparsed"]
@@ -149,6 +152,9 @@ class PairsReport:
             mean_difference = sum(self.length_differences) / self.kept
             lines.append(f"  length, chosen - rejected: {mean_difference:+.0f} characters on average; the chosen "
                          f"answer is the longer in {self.chosen_longer_share:.0%} of pairs")
+            if self.kept < FEW_PAIRS:
+                lines.append(f"  only {self.kept} pair{'s' * (self.kept != 1)}: DPO learns little from so few; ask "
+                             "more questions or lower the margin (a weak judge spreads its scores little)")
             if self.chosen_longer_share > LENGTH_BIAS_SHARE:
                 lines.append(f"  warning: the judge may prefer long answers (chosen longer in more than "
                              f"{LENGTH_BIAS_SHARE:.0%} of pairs); DPO would learn length. Try --length-balance 1.2")

@@ -56,6 +56,11 @@ def test_best_and_worst_make_a_pair_and_everything_else_is_counted():
 
     balanced, report = choose_pairs(QUESTIONS, answers, results, min_margin=1.0, length_balance=2.7)
     assert [p["chosen"] for p in balanced] == ["top, yes"] and report.unbalanced == 1  # 9 vs 3 characters: 3x; 8 vs 3: 2.67x
+    assert "only 2 pairs: DPO learns little from so few" in summary  # a weak judge or a high margin: said
+
+    summary = choose_pairs(QUESTIONS, answers, results, min_margin=6.0)[1].summary()
+    assert "1 pair kept from 5 questions" in summary and "2 below the margin" in summary
+    assert "  7       " in summary and " to " not in summary  # one margin: no bins around it reaching below 0
 
 
 def test_pairs_judged_by_a_flaky_server_lose_nothing(tmp_path):

@@ -49,7 +49,7 @@ class PairsDialog(ModalScreen):
             for key, label, value in self.FIELDS:
                 with Horizontal(classes="pairs-field"):
                     yield Label(label, classes="pairs-label")
-                    placeholder = f"{self.default_margin:g}" if key == "margin" else ""
+                    placeholder = f"{self.default_margin:.2g} (a ninth of the scale)" if key == "margin" else ""
                     yield Input(value, placeholder=placeholder, compact=True, id=f"pairs-{key}")
             yield Static("", id="pairs-error", markup=False)
             with Horizontal(id="pairs-buttons"):
