@@ -348,3 +348,18 @@ async def test_an_empty_answer_says_so_instead_of_an_empty_box(tmp_path):
         await wait_for(pilot, lambda: monitor.history.status.state == "finished", what="the run")
         await pilot.pause()
         assert str(app.query_one("#sample-now").render()) == "(an empty answer)"
+
+
+async def test_the_loss_chart_counts_whole_steps():
+    from textual.app import App
+
+    class Chart(App):
+        def compose(self):
+            yield LossChart()
+
+    async with Chart().run_test(size=(80, 20)) as pilot:
+        chart = pilot.app.query_one(LossChart)
+        chart.show({"train": [(step, 3 - step / 30) for step in range(1, 58)]})  # a run stopped at step 57
+        await pilot.pause()
+        axis = chart.render().plain.splitlines()[-2]
+        assert axis.split() == ["0", "20", "40"], axis  # round steps, not 1.0 15.0 29.0 43.0 57.0

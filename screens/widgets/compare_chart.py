@@ -4,13 +4,11 @@ plotext draws its own over the lines."""
 
 from __future__ import annotations
 
-import math
-
 from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
-from screens.widgets.loss_chart import Series, downsample
+from screens.widgets.loss_chart import Series, downsample, tick_label, ticks
 
 # curve -> the mark its line is drawn with; the order is the legend's
 MARKS = {"train": "braille", "held-out": "•", "style": "×", "judge": "*"}
@@ -27,23 +25,6 @@ def legend(runs: list[tuple[str, str]], curves: list[str]) -> Text:
         text.append(f" {LEGEND_MARKS.get(mark, mark)} {curve}" + (" (right)" if curve == "judge" else ""),
                     style="dim")
     return text
-
-
-def ticks(high: float, count: int = 5) -> list[float]:
-    """About `count` round ticks from 0 to `high` (steps and tokens count from 0): 1, 2 or 5 times a power
-    of ten apart, never less than 1 (half a step or a token means nothing)."""
-    raw = max(high, 1) / count
-    power = 10 ** math.floor(math.log10(raw))
-    spacing = max(1, next(m * power for m in (1, 2, 5, 10) if m * power >= raw))
-    return [i * spacing for i in range(int(high // spacing) + 1)]
-
-
-def tick_label(value: float) -> str:
-    """12, 1.5k, 20k, 3M: a tick's label, short enough for a narrow chart."""
-    for size, suffix in ((1e6, "M"), (1e3, "k")):
-        if value >= size:
-            return f"{value / size:.3g}{suffix}"
-    return f"{value:g}"
 
 
 class CompareChart(PlotextPlot):

@@ -3,6 +3,8 @@ of the sampled answers (train.judge_every) on an axis of its own, on the right."
 
 from __future__ import annotations
 
+import math
+
 from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
@@ -30,6 +32,23 @@ def downsample(points: Series, limit: int) -> Series:
     return out
 
 
+def ticks(high: float, count: int = 5) -> list[float]:
+    """About `count` round ticks from 0 to `high` (steps and tokens count from 0): 1, 2 or 5 times a power
+    of ten apart, never less than 1 (half a step or a token means nothing)."""
+    raw = max(high, 1) / count
+    power = 10 ** math.floor(math.log10(raw))
+    spacing = max(1, next(m * power for m in (1, 2, 5, 10) if m * power >= raw))
+    return [i * spacing for i in range(int(high // spacing) + 1)]
+
+
+def tick_label(value: float) -> str:
+    """12, 1.5k, 20k, 3M: a tick's label, short enough for a narrow chart."""
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:g}"
+
+
 class LossChart(PlotextPlot):
     """Redraws only when told (`show`); the points are cut to the widget's width at draw time."""
 
@@ -49,6 +68,8 @@ class LossChart(PlotextPlot):
         plt.clear_data()
         plt.xlabel("step")
         limit = 2 * max(self.size.width, 10)
+        xs = ticks(max(x for points in self._curves.values() for x, _ in points))
+        plt.xticks(xs, [tick_label(x) for x in xs])  # whole steps: plotext's own ticks read 14.2 at step 57
         for name, colour in CURVES.items():
             points = downsample(self._curves.get(name, []), limit)
             if points:
