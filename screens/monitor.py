@@ -245,7 +245,7 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
 
     def _launch(self, config, run_dir: Path | None = None, resume: bool = False) -> None:
         several = config.train.gpus > 1
-        self._show(None, in_process=not several, max_steps=config.train.max_steps)
+        self._show(None, in_process=not several, config=config)
         self.history.status.state = RunState.STARTING
         self.history.status.reason = (f"starting {config.train.gpus} processes (torchrun)..." if several else
                                       "importing the trainer (torch, transformers)...")
@@ -316,7 +316,7 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
     def on_run_launched(self, message: RunLaunched) -> None:
         run = message.run
         self.app.change(training_run=run)
-        self._show(run.paths.root, in_process=True, max_steps=run.cfg.train.max_steps, keep_status=True)
+        self._show(run.paths.root, in_process=True, config=run.cfg, keep_status=True)
         self.history.status.source = run.paths.root.name
 
     def open_run(self, run_dir: Path) -> None:
@@ -328,7 +328,7 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
             self.notify(f"cannot open {run_dir}: {exc}", severity="error", timeout=8)
             return
         self.app.change(config=config)
-        self._show(run_dir, in_process=False, max_steps=config.train.max_steps)
+        self._show(run_dir, in_process=False, config=config)
         self.history.status.source = f"{run_dir.name} (watching)"
         self.following = True
         self._follow(run_dir)
@@ -361,17 +361,18 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
         self._draw({"status"})
         self.refresh_bindings()
 
-    def _show(self, run_dir: Path | None, in_process: bool, max_steps: int | None, keep_status: bool = False) -> None:
-        """Switch the pane to another run: forget the old one's events."""
+    def _show(self, run_dir: Path | None, in_process: bool, config, keep_status: bool = False) -> None:
+        """Switch the pane to another run (trained with `config`): forget the old one's events."""
         self.workers.cancel_group(self, FOLLOW_GROUP)
         self.following = False
         status = self.history.status
         self.run_dir, self.in_process = run_dir, in_process
-        self.history = RunHistory(max_steps)
+        self.history = RunHistory(config.train.max_steps)
         if keep_status:
             self.history.status.state, self.history.status.reason = status.state, status.reason
         self._pending.clear()
-        self.query_one(SamplesView).clear()
+        # A run that continues an adapter samples that adapter at step 0, not the base model.
+        self.query_one(SamplesView).clear(start="starting adapter" if config.model.adapter else "base")
         self._draw({"chart", "trends", "status"})
         if run_dir is not None:
             self.app.change(run_dir=run_dir)

@@ -49,6 +49,17 @@ async def test_a_dpo_run_shows_its_rewards_and_an_sft_run_does_not(tmp_path):
                           "held-out margin +3.00"]  # log p(chosen) - log p(rejected) on the held-out pairs
         assert [x for x, _ in monitor.history.rewards["reward_margin"]] == [4, 5, 6]
         assert monitor.history.status.setup.startswith("DPO cpu fp32")
+        assert app.query_one("#sample-base-box").border_title == "base (step 0)"
+
+    continuing = write_run(tmp_path / "continuing", steps=3, final="finished",
+                           overrides=('train.method="dpo"', 'model.adapter="runs/sft/adapter"'))
+    app = StudioApp(watch=continuing)
+    async with app.run_test(size=SIZE) as pilot:
+        monitor = app.query_one(MonitorPane)
+        await wait_for(pilot, lambda: monitor.history.status.state == "finished", what="the run to load")
+        await pilot.pause()
+        # its step-0 answers come from the adapter it continues (the SFT run's), not the base model
+        assert app.query_one("#sample-base-box").border_title == "starting adapter (step 0)"
 
 
 async def test_the_form_sets_the_method_and_the_adapter_to_continue(tmp_path):

@@ -22,6 +22,7 @@ class SamplesView(Vertical):
         self.prompt = 0
         self.mode = MODES[0]
         self.position = 0
+        self.start = "base"  # what step 0 samples
 
     def compose(self) -> ComposeResult:
         yield Static(id="sample-head")
@@ -36,7 +37,9 @@ class SamplesView(Vertical):
 
     # -- data ------------------------------------------------------------------------------------
 
-    def clear(self) -> None:
+    def clear(self, start: str = "base") -> None:
+        """Forget the samples; `start` names what step 0 samples (the base model, or the adapter a run continues)."""
+        self.start = start
         self._samples.clear()
         self.prompt, self.mode, self.position = 0, MODES[0], 0
         self._redraw()
@@ -120,7 +123,7 @@ class SamplesView(Vertical):
         head.update(head_text)
         base.update(_shown(base_answer))
         now.update(_shown(answer))
-        base_box.border_title = f"base (step {base_step})" if base_step == 0 else f"first sample (step {base_step})"
+        base_box.border_title = f"{self.start} (step 0)" if base_step == 0 else f"first sample (step {base_step})"
         now_box.border_title = f"step {step}"
         # A looping answer ("they are, they are, they are") is marked where it is read, not hidden.
         base_box.border_subtitle = f"repeats x{base_repeats}" if base_repeats else ""
