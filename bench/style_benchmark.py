@@ -12,11 +12,11 @@ Each is scored by how much it lowers the loss of the held-out Yoda answers and o
 paragraph (relative to the base model, the same for both), over several seeds. Prints a table and
 the ratio of the mean reductions, studio / loop (> 1: the defaults win):
 
-    python bench/style_benchmark.py [--steps 60] [--seeds 2] [--model NAME]
+    python bench/style_benchmark.py [--steps 60] [--seeds 2] [--first-seed 0] [--model NAME]
                                     [--variant train.scheduler=constant_with_warmup ...] [--skip loop studio]
 
-Each --variant adds a row: the studio defaults with that one setting changed (how the default
-schedule and warm-up were chosen: measured here, not by habit).
+Each --variant adds a row: the studio defaults with those settings changed (space-separated KEY=VALUE; how
+the default schedule and warm-up were chosen: measured here, not by habit).
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
                         help="also run the studio defaults with this setting changed (repeatable)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["loop", "studio"],
@@ -120,12 +121,12 @@ def main() -> None:
           f"base model: answers {base['answers']:.4f}, paragraph {base['paragraph']:.4f}")
     names = [name for name in ("loop", "studio") if name not in args.skip] + args.variant
     reductions: dict[str, dict[str, list[float]]] = {name: {} for name in names}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name in names:
             if name == "loop":
                 model, note = train_loop(args.model, data, tokenizer, args.steps, seed), f"lr {LOOP['lr']:g}"
             else:
-                model, note = train_studio(args.model, args.steps, seed, [] if name == "studio" else [name])
+                model, note = train_studio(args.model, args.steps, seed, [] if name == "studio" else name.split())
             after = measure(model, batches, style)
             for key in ("answers", "paragraph"):
                 reductions[name].setdefault(key, []).append(1 - after[key] / base[key])
