@@ -109,6 +109,21 @@ def test_sigterm_to_the_launcher_stops_every_rank_cleanly(tiny_model_dir, qa_fil
     assert (run_dir / "adapter" / "adapter_model.safetensors").exists()
 
 
+def test_a_dpo_run_on_two_processes_writes_one_record_and_learns(tiny_model_dir, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"question": q, "chosen": a, "rejected": a.split(",")[0] + "."}) + "\n"
+                             for q, a in QA))
+    run_dir = tmp_path / "dpo"
+    finish(studio(*train_args(tiny_model_dir, pairs, run_dir, 'train.method="dpo"', "train.max_steps=12",
+                              "train.learning_rate=0.01")))
+    raw = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    steps = [e for e in raw if e["type"] == "step"]
+    assert [e["step"] for e in steps] == list(range(1, 13))  # once each, not once a rank
+    assert [e["processes"] for e in raw if e["type"] == "setup"] == [2]
+    assert steps[-1]["reward_margin"] > steps[0]["reward_margin"]
+    assert (run_dir / "adapter" / "adapter_model.safetensors").exists()
+
+
 async def test_the_app_starts_a_run_on_two_processes_and_its_keys_reach_every_rank(tiny_model_dir, qa_file,
                                                                                    tmp_path, monkeypatch):
     from helpers import wait_for
