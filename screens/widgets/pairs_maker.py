@@ -45,11 +45,12 @@ class PairsDialog(ModalScreen):
         with Vertical(id="pairs-dialog"):
             yield Static(f"Preference pairs from run {self.run_name}: its adapter answers each training question "
                          f"several times, judge {self.prompt_name} scores every answer, and each question's best and "
-                         "worst answers make a pair when their scores differ by the margin.", markup=False)
+                         "worst answers make a pair when their scores differ by the margin (by default a ninth of the "
+                         "judge's scale).", markup=False)
             for key, label, value in self.FIELDS:
                 with Horizontal(classes="pairs-field"):
                     yield Label(label, classes="pairs-label")
-                    placeholder = f"{self.default_margin:.2g} (a ninth of the scale)" if key == "margin" else ""
+                    placeholder = f"{self.default_margin:.2g}" if key == "margin" else ""
                     yield Input(value, placeholder=placeholder, compact=True, id=f"pairs-{key}")
             yield Static("", id="pairs-error", markup=False)
             with Horizontal(id="pairs-buttons"):
