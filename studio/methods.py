@@ -100,8 +100,11 @@ class DPO:
     def arguments(self, cfg: RunConfig, device: torch.device, **common: Any):
         import trl
 
+        losses, weights = [cfg.dpo.loss], [1.0]
+        if cfg.dpo.sft_weight and cfg.dpo.loss != "sft":
+            losses, weights = [*losses, "sft"], [*weights, cfg.dpo.sft_weight]
         return trl.DPOConfig(
-            **common, beta=cfg.dpo.beta, loss_type=[cfg.dpo.loss], label_smoothing=cfg.dpo.label_smoothing,
+            **common, beta=cfg.dpo.beta, loss_type=losses, loss_weights=weights, label_smoothing=cfg.dpo.label_smoothing,
             max_length=cfg.data.max_length, pad_to_multiple_of=_pad_multiple(device),
             # The studio's model loading already set gradient checkpointing as model.gradient_checkpointing says
             # (DPOConfig would turn it on by default).

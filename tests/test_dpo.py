@@ -37,7 +37,8 @@ def dpo_config(model_dir: Path, pairs: Path, *extra: str, **train) -> RunConfig:
 
 
 def test_a_dpo_run_learns_the_preference(tiny_model_dir, pairs_file, tmp_path):
-    cfg = dpo_config(tiny_model_dir, pairs_file, max_steps=10, eval_every=10)
+    # Plain DPO (no NLL term), so that step 1's loss is exactly DPO's log 2.
+    cfg = dpo_config(tiny_model_dir, pairs_file, "dpo.sft_weight=0", max_steps=10, eval_every=10)
     run = run_to_end(cfg, tmp_path / "run")
     assert run.state == "finished", run.error
 
@@ -187,6 +188,21 @@ def test_dpo_settings_are_checked_when_the_config_is_made():
         RunConfig().with_overrides(["train.method=\"ppo\""])
     with pytest.raises(ConfigError, match="data.overlong"):
         RunConfig().with_overrides(["train.method=\"dpo\"", "data.overlong=\"truncate_prompt\""])
+    with pytest.raises(ConfigError, match="dpo.sft_weight"):
+        RunConfig().with_overrides(["dpo.sft_weight=-1"])
+
+
+def test_dpo_keeps_the_chosen_answers_likely_unless_told_not_to(tiny_model_dir, pairs_file, tmp_path):
+    """RPO's NLL term on the chosen answers is on by default (plain DPO unlearned the style on the real model)."""
+    from studio import methods
+
+    def args(cfg):
+        return methods.method("dpo").arguments(cfg, torch.device("cpu"), output_dir=str(tmp_path / "out"), use_cpu=True)
+
+    default = args(dpo_config(tiny_model_dir, pairs_file))
+    assert (default.loss_type, default.loss_weights) == (["sigmoid", "sft"], [1.0, 1.0])
+    plain = args(dpo_config(tiny_model_dir, pairs_file, "dpo.sft_weight=0"))
+    assert (plain.loss_type, plain.loss_weights) == (["sigmoid"], [1.0])
 
 
 def test_every_dpo_loss_the_config_offers_is_one_trl_computes():
