@@ -224,14 +224,13 @@ def big(count: int, tokenizer, folder: Path, max_length: int, model: str, train:
 def first_step(model: str, settings: list[str], run_dir: Path) -> tuple[float, str]:
     """Seconds from launching `studio train` (fixed learning rate: the range test is timed elsewhere) to its
     first step event, and the last loading status it emitted."""
-    import shutil
     import subprocess
 
     from studio.events import read_events
 
     overrides = [f"model.name={json.dumps(model)}", "train.learning_rate=2e-4", "train.max_steps=2",
                  "train.eval_every=0", "train.sample_every=0", "train.save_every=0", *settings]
-    command = [shutil.which("studio") or "studio", "train", "--run-dir", str(run_dir),
+    command = [sys.executable, "-m", "studio.cli", "train", "--run-dir", str(run_dir),
                *(arg for value in overrides for arg in ("--set", value))]
     events, errors = run_dir / "events.jsonl", run_dir.with_name(run_dir.name + " stderr.txt")
     began = time.perf_counter()
