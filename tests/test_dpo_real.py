@@ -27,9 +27,12 @@ def train(overrides: list[str], run_dir) -> dict[int, dict]:
 @pytest.mark.skipif(not os.environ.get("STUDIO_REAL_DPO"), reason="set STUDIO_REAL_DPO=1 (two real 30-step runs)")
 def test_dpo_after_sft_keeps_the_style_and_widens_the_held_out_margin(tmp_path):
     sft = train(["train.learning_rate=1e-3"], tmp_path / "sft")
-    dpo = train(["train.method=\"dpo\"", "train.learning_rate=2e-4", "train.batch_size=4", "dpo.beta=0.1",
+    # DPO as the app sets it up: its defaults (learning rate auto: 5e-5, beta 0.1, the chosen answers' NLL term).
+    dpo = train(["train.method=\"dpo\"", "train.learning_rate=\"auto\"", "train.batch_size=4",
                  f"model.adapter={json.dumps(str(tmp_path / 'sft' / 'adapter'))}"], tmp_path / "dpo")
     # Step 0 of the DPO run is the SFT model; its held-out style loss is SFT's final one.
     assert dpo[0]["style_loss"] == pytest.approx(sft[30]["style_loss"], rel=1e-3)
-    assert dpo[30]["style_loss"] <= sft[30]["style_loss"] + 0.02  # no worse than after SFT
-    assert dpo[30]["pair_margin"] > dpo[0]["pair_margin"]  # chosen (Yoda) over rejected (plain) grows
+    measured = (f"style loss {sft[30]['style_loss']:.4f} after SFT, {dpo[30]['style_loss']:.4f} after DPO; held-out "
+                f"pair margin {dpo[0]['pair_margin']:.3f} -> {dpo[30]['pair_margin']:.3f}")  # both, whichever fails
+    assert dpo[30]["style_loss"] <= sft[30]["style_loss"] + 0.02, measured  # no worse than after SFT
+    assert dpo[30]["pair_margin"] > dpo[0]["pair_margin"], measured  # chosen (Yoda) over rejected (plain) grows
