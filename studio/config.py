@@ -41,6 +41,19 @@ OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "adamw_torch_4bit
               "sgd", "adagrad", "adamw_bnb_8bit", "adamw_8bit", "ademamix_8bit", "lion_8bit", "lion_32bit",
               "paged_adamw_32bit", "paged_adamw_8bit", "paged_ademamix_32bit", "paged_ademamix_8bit",
               "paged_lion_32bit", "paged_lion_8bit", "rmsprop", "schedule_free_adamw", "stable_adamw")
+
+
+def schedule_options(scheduler: str, max_steps: int) -> dict:
+    """What a schedule needs beyond its warm-up and length (transformers' lr_scheduler_kwargs; without them those
+    schedules fail when the run starts): the cosines with a floor end at a tenth of the rate, and
+    warmup_stable_decay cools down over the run's last fifth (Hägele et al. 2024: a 20% cool-down matches cosine)."""
+    if scheduler in ("cosine_with_min_lr", "cosine_warmup_with_min_lr"):
+        return {"min_lr_rate": 0.1}
+    if scheduler == "warmup_stable_decay":
+        return {"num_decay_steps": max(1, max_steps // 5)}
+    return {}
+
+
 METHODS = ("sft", "dpo")  # supervised fine-tuning; direct preference optimization on chosen/rejected pairs
 # trl.DPOConfig's loss types (trl 1.16), listed for the same reason; tests/test_config.py checks them against TRL.
 DPO_LOSSES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",

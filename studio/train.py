@@ -33,7 +33,7 @@ from transformers import TrainerCallback
 
 from studio import checkpoints, distributed, heldout, lr_range, methods, models, runs, sampling, templates
 from studio.batching import TokenBudgetBatches
-from studio.config import AUTO, RunConfig
+from studio.config import AUTO, RunConfig, schedule_options
 from studio.controls import Controls, Interrupted
 from studio.data import PreparationCancelled
 from studio.errors import StudioError
@@ -379,6 +379,7 @@ class TrainingRun:
             gradient_accumulation_steps=t.grad_accum,
             learning_rate=t.learning_rate,
             lr_scheduler_type=t.scheduler,
+            lr_scheduler_kwargs=schedule_options(t.scheduler, t.max_steps),
             warmup_steps=t.warmup_steps,
             weight_decay=t.weight_decay,
             max_grad_norm=0.0,  # the guard clips (it needs the norm first); see _guard
