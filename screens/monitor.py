@@ -43,9 +43,10 @@ REDRAW_HZ = 4
 FOLLOW_EVERY_S = 0.5
 START_GROUP = "start-run"
 FOLLOW_GROUP = "follow"
-# step-event field -> (trend title, format): shown in a row of their own once a DPO run logs them
-REWARDS = {"reward_chosen": ("reward chosen", "+.3f"), "reward_rejected": ("reward rejected", "+.3f"),
-           "reward_margin": ("margin", "+.3f"), "reward_accuracy": ("accuracy", ".0%")}
+# step-event field -> (trend title, short title, format): shown in a row of their own once a DPO run logs them
+REWARDS = {"reward_chosen": ("reward chosen", "chosen", "+.3f"),
+           "reward_rejected": ("reward rejected", "rejected", "+.3f"),
+           "reward_margin": ("margin", "margin", "+.3f"), "reward_accuracy": ("accuracy", "acc", ".0%")}
 
 
 class RunHistory:
@@ -176,13 +177,13 @@ class MonitorPane(ReportsWorkerErrors, Container, can_focus=True):
                 yield LossChart(id="loss-chart")
                 with Horizontal(id="trends"):
                     yield Trend("lr", ".1e", id="trend-lr")
-                    yield Trend("grad norm", ".2f", id="trend-grad")
+                    yield Trend("grad norm", ".2f", short="grad", id="trend-grad")
                 rewards = Horizontal(id="reward-trends")
                 rewards.display = False  # until a DPO run's rewards arrive
                 with rewards:
-                    for key, (title, fmt) in REWARDS.items():
-                        yield Trend(title, fmt, id=f"trend-{key.replace('_', '-')}")
-                    yield Trend("held-out margin", "+.2f", id="trend-pair-margin")
+                    for key, (title, short, fmt) in REWARDS.items():
+                        yield Trend(title, fmt, short=short, id=f"trend-{key.replace('_', '-')}")
+                    yield Trend("held-out margin", "+.2f", short="held-out", id="trend-pair-margin")
                 yield SamplesView(id="samples")
 
     def on_mount(self) -> None:

@@ -12,7 +12,7 @@ import pytest
 from textual.widgets import Static
 
 from studio.config import RunConfig
-from studio.events import JsonlWriter, make_event
+from studio.events import EventBus, JsonlWriter, make_event
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN_TEMPLATE = "{% for m in messages %}\n{{ m.content }\n{% endfor %}"  # line 2 never closes its tag
@@ -131,3 +131,18 @@ def append_events(run_dir: Path, *events: tuple[str, int, dict]) -> None:
 
 # Every pane's SVG snapshots are taken at the smallest terminal the studio supports and at a roomy one.
 at_both_sizes = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+
+
+def add_dpo_steps(run_dir, steps: int) -> None:
+    """A DPO run's next `steps` steps after `write_run`'s: TRL's rewards, held-out pair margins, finished."""
+    bus, writer = EventBus(), JsonlWriter(run_dir / "events.jsonl")
+    bus.subscribe(writer)
+    bus.emit("setup", steps, method="dpo", device="cpu", dtype="float32", precision="fp32", quantization="none",
+             processes=1, trainable_params=10, total_params=100)
+    for step in range(steps + 1, 2 * steps + 1):
+        bus.emit("step", step, loss=0.7 - 0.05 * step, lr=1e-4, grad_norm=1.0, tokens_per_s=100.0, memory_mb=1.0,
+                 reward_chosen=0.1 * step, reward_rejected=-0.05 * step, reward_margin=0.15 * step,
+                 reward_accuracy=min(1.0, 0.2 * step))
+        bus.emit("eval", step, eval_loss=0.7 - 0.04 * step, pair_margin=0.5 * step, pair_accuracy=0.75)
+    bus.emit("status", 2 * steps, state="finished", reason="done")
+    writer.close()

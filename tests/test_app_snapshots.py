@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from helpers import append_events, at_both_sizes, wait_for, write_run
+from helpers import add_dpo_steps, append_events, at_both_sizes, wait_for, write_run
 
 from screens.app import StudioApp
 from screens.monitor import MonitorPane
@@ -39,6 +39,20 @@ def test_help_screen(snap_compare, size):
 @at_both_sizes
 def test_train_pane_on_a_finished_run(snap_compare, tmp_path, size):
     run_dir = write_run(tmp_path / "finished-run", steps=6, final="finished")
+
+    async def loaded(pilot):
+        monitor = pilot.app.query_one(MonitorPane)
+        await wait_for(pilot, lambda: not monitor.following and monitor.history.status.state == "finished")
+        await pilot.pause()
+
+    assert snap_compare(StudioApp(watch=run_dir), terminal_size=size, run_before=loaded)
+
+
+@at_both_sizes
+def test_train_pane_on_a_finished_dpo_run(snap_compare, tmp_path, size):
+    # Its rewards get a row of their own; at 80 columns, short titles over the values.
+    run_dir = write_run(tmp_path / "dpo-run", steps=3, final=None, overrides=('train.method="dpo"',))
+    add_dpo_steps(run_dir, 3)
 
     async def loaded(pilot):
         monitor = pilot.app.query_one(MonitorPane)
