@@ -148,6 +148,8 @@ class HistogramPane(ReportsWorkerErrors, VerticalScroll, can_focus=True):
     def on_state_changed(self, message: StateChanged) -> None:
         if message.changed & {"judge_results", "judge_prompts"}:
             self.reload()
+        if "run_dir" in message.changed:
+            self.query_one(PairsMaker).follow(self.app.state.run_dir)
 
     def action_reload(self) -> None:
         self.reload()

@@ -85,6 +85,9 @@ async def test_pairs_from_the_run_set_up_a_dpo_run_that_continues_its_adapter(ti
         assert config.train.method == "dpo" and config.model.adapter == str(run.paths.adapter)
         assert config.data.dataset == str(run.paths.root / "pairs.jsonl")
         assert "preference pairs in" in text_of(pilot.app, "#pairs-maker")
+        pilot.app.change(run_dir=None)  # another run shown (the DPO run, once it starts): the line was about this one
+        await pilot.pause()
+        assert text_of(pilot.app, "#pairs-maker") == ""
     written = [json.loads(line) for line in (run.paths.root / "pairs.jsonl").read_text().splitlines()]
     assert written and all(p["chosen_score"] > p["rejected_score"] for p in written)
 

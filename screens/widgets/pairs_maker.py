@@ -28,6 +28,11 @@ DEFAULT_QUESTIONS = 40
 PROGRESS_INTERVAL_S = 0.2
 
 
+def shown_path(path: Path) -> str:
+    """The path from the folder the studio runs in, when it is below it (a long absolute path wraps mid-word)."""
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
 class PairsDialog(ModalScreen):
     """Dismisses with a studio.pairs.PairSettings, or None."""
 
@@ -112,6 +117,7 @@ class PairsMaker(ReportsWorkerErrors, Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id, markup=False, classes="-empty")
         self._cancel: threading.Event | None = None  # set to stop the current making; also names it
+        self._run_dir: Path | None = None  # the run the line is about
 
     @property
     def running(self) -> bool:
@@ -121,13 +127,18 @@ class PairsMaker(ReportsWorkerErrors, Static):
         self.update(text)
         self.set_class(not text, "-empty")
 
+    def follow(self, run_dir: Path | None) -> None:
+        """The panes show `run_dir` now: a finished line about another run goes."""
+        if not self.running and run_dir != self._run_dir:
+            self._say("")
+
     def start(self, run_dir: Path, prompt) -> None:
         """Ask for the settings, then make pairs from the run's answers scored with `prompt`."""
         from studio.pairs import PairSettings
 
         def chosen(settings) -> None:
             if settings is not None and not self.running:
-                self._cancel = threading.Event()
+                self._cancel, self._run_dir = threading.Event(), run_dir
                 self._say(f"making pairs: loading run {run_dir.name}'s adapter… m: stop")
                 self._make(run_dir, prompt, settings, self._cancel)
 
@@ -169,8 +180,8 @@ class PairsMaker(ReportsWorkerErrors, Static):
         except BaseException:
             self.post_message(PairsEnded(cancel, "making pairs failed: nothing written"))
             raise  # the app shows the error
-        self.post_message(PairsEnded(cancel, f"{len(pairs)} preference pairs in {path}", run_dir, path, len(pairs),
-                                     report.summary()))
+        self.post_message(PairsEnded(cancel, f"{len(pairs)} preference pairs in {shown_path(path)}", run_dir, path,
+                                     len(pairs), report.summary()))
 
     def on_pairs_progress(self, message: PairsProgress) -> None:
         if message.cancel is self._cancel:
@@ -196,6 +207,7 @@ class PairsMaker(ReportsWorkerErrors, Static):
                 self.app.notify("the form is set for DPO on the pairs, continuing the run's adapter: check it, "
                                 "then press s", title="DPO")
 
-        self.app.push_screen(ConfirmRun(f"{message.summary}\n\nwritten to {message.path}\n\nSet the Train pane for "
-                                        "a DPO run on these pairs, continuing this run's adapter?", yes="Set up DPO"),
+        self.app.push_screen(ConfirmRun(f"{message.summary}\n\nwritten to {shown_path(message.path)}\n\nSet the Train "
+                                        "pane for a DPO run on these pairs, continuing this run's adapter?",
+                                        yes="Set up DPO"),
                              answer)
