@@ -200,7 +200,7 @@ def test_dpo_keeps_the_chosen_answers_likely_unless_told_not_to(tiny_model_dir, 
         return methods.method("dpo").arguments(cfg, torch.device("cpu"), output_dir=str(tmp_path / "out"), use_cpu=True)
 
     default = args(dpo_config(tiny_model_dir, pairs_file))
-    assert (default.loss_type, default.loss_weights) == (["sigmoid", "sft"], [1.0, 1.0])
+    assert (default.loss_type, default.loss_weights) == (["sigmoid", "sft"], [1.0, 3.0])
     plain = args(dpo_config(tiny_model_dir, pairs_file, "dpo.sft_weight=0"))
     assert (plain.loss_type, plain.loss_weights) == (["sigmoid"], [1.0])
 
