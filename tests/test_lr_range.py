@@ -20,10 +20,10 @@ def test_the_rules_read_the_curve():
     rates = list(np.logspace(-6, -1, 11))  # half a decade apart
     losses = [5.0, 5.0, 4.9, 4.5, 3.5, 2.0, 1.8, 1.7, 3.0, 9.0, 20.0]
     test = choose(rates, losses)
-    assert test.minimum_tenth == pytest.approx(rates[7] / 10) and test.chosen == test.minimum_tenth
+    assert test.chosen == pytest.approx(rates[7] / 30) and test.minimum_tenth == pytest.approx(rates[7] / 10)
     assert test.steepest == pytest.approx(rates[4])  # the fastest fall per decade, between 4.5 and 2.0
-    assert test.rule == "minimum/10"
-    assert format_range_test(asdict(test)) == (f"lr {rates[7] / 10:.1e} chosen by range test (minimum/10, steepest "
+    assert test.rule == "minimum/30"
+    assert format_range_test(asdict(test)) == (f"lr {rates[7] / 30:.1e} chosen by range test (minimum/30, steepest "
                                                f"descent at {rates[4]:.1e}; 11 steps)")
 
 
