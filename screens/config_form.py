@@ -48,6 +48,9 @@ FIELDS = (
     Field("train.eval_every", "eval every", int),
     Field("train.sample_every", "sample every", int),
 )
+# Choices too long for the form's 13 columns at 80x24 ("constant_with" was all the default schedule showed).
+CHOICE_LABELS = {"constant_with_warmup": "warm+constant", "warmup_stable_decay": "stable+decay",
+                 "cosine_with_restarts": "cos restarts"}
 GPUS = Field("train.gpus", "GPUs", int)  # shown where more than one GPU is visible
 
 
@@ -114,8 +117,8 @@ class ConfigForm(VerticalScroll):
                 value = _show(self._value(field.path))
                 if isinstance(field.kind, tuple):
                     choices = field.kind if value in field.kind else (*field.kind, value)
-                    yield Select([(c, c) for c in choices], value=value, allow_blank=False, compact=True,
-                                 id=field.id)
+                    yield Select([(CHOICE_LABELS.get(c, c), c) for c in choices], value=value, allow_blank=False,
+                                 compact=True, id=field.id)
                 else:
                     yield Input(value, compact=True, id=field.id)
             yield Static("", classes="field-error", id=f"{field.id}-error")
