@@ -47,6 +47,6 @@ class Trend(Widget):
     def _fit_row(self) -> None:
         row = list(self.parent.query_children(Trend)) if self.parent is not None else [self]
         compact = not all(trend._has_room() for trend in row)
-        for trend in row:
+        for trend in row if compact != self.has_class("-compact") else [self]:  # the others' labels are current
             trend.set_class(compact, "-compact")
             trend.query_one(".trend-label", Label).update(trend.short if compact else f"{trend.title} {trend.value}")
