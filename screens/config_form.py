@@ -50,7 +50,8 @@ FIELDS = (
 )
 # Choices too long for the form's 13 columns at 80x24 ("constant_with" was all the default schedule showed).
 CHOICE_LABELS = {"constant_with_warmup": "warm+constant", "warmup_stable_decay": "stable+decay",
-                 "cosine_with_restarts": "cos restarts"}
+                 "cosine_with_restarts": "cos restarts", "cosine_with_min_lr": "cos to 10%",
+                 "cosine_warmup_with_min_lr": "warm+cos 10%"}
 GPUS = Field("train.gpus", "GPUs", int)  # shown where more than one GPU is visible
 
 

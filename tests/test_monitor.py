@@ -292,6 +292,15 @@ def test_the_gpus_field_shows_where_several_gpus_are_visible(monkeypatch):
     assert GPUS not in form_fields()
 
 
+def test_every_choice_fits_the_forms_column_at_80_columns():
+    from screens.config_form import CHOICE_LABELS, FIELDS
+
+    for field in FIELDS:
+        if isinstance(field.kind, tuple):
+            too_long = [c for c in field.kind if len(CHOICE_LABELS.get(c, c)) > 13]
+            assert not too_long, f"{field.path}: {too_long} would be cut at 80x24"
+
+
 async def test_the_judge_curve_is_drawn_on_its_own_axis_with_its_failures(tmp_path):
     run_dir = write_run(tmp_path / "judged", steps=6, final=None)
     append_events(run_dir,
