@@ -22,8 +22,9 @@ def train(overrides: list[str], run_dir) -> dict[int, dict]:
 
 
 # Three real 30-step runs (SFT, DPO, and continued SFT as the control) would add several minutes to a suite already
-# near its 20-minute budget: run it on purpose, STUDIO_REAL_DPO=1 pytest tests/test_dpo_real.py
+# near its 20-minute budget: run it on purpose, STUDIO_REAL_DPO=1 pytest -n 0 tests/test_dpo_real.py
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # three real runs: the suite's 600 s per test cut one off mid-run (run it with -n 0)
 @pytest.mark.skipif(not os.environ.get("STUDIO_REAL_DPO"), reason="set STUDIO_REAL_DPO=1 (three real 30-step runs)")
 def test_dpo_after_sft_keeps_the_style_and_widens_the_held_out_margin(tmp_path):
     sft = train(["train.learning_rate=1e-3"], tmp_path / "sft")
